@@ -1,0 +1,1 @@
+"""A Telegram bot that sells and rents virtual numbers for SMS verification."""

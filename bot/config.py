@@ -1,0 +1,149 @@
+"""Typed settings from the environment and ``.env``, validated at start.
+
+Secrets are ``SecretStr`` so ``repr`` and error messages never show them; :func:`load_settings`
+turns a validation failure into one clear line per bad value, without echoing any input.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+class SettingsError(Exception):
+    """Settings are invalid; the message lists each bad value (never a secret)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Telegram
+    bot_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    # Storage
+    database_path: Path = Path("data/bot.sqlite3")
+
+    # Money
+    display_currency: str = "USD"
+    exchange_rates: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
+
+    # Providers: enabled when the key is set
+    getsms_api_key: SecretStr | None = None
+    getsms_base_url: str = "https://get-sms.com"
+    getsms_currency: str = "USD"
+    smsbus_token: SecretStr | None = None
+    smsbus_base_url: str = "https://sms-bus.com"
+    beesms_token: SecretStr | None = None
+    beesms_base_url: str = "https://api.bee-sms.com"
+    smsonline_api_key: SecretStr | None = None
+    smsonline_base_url: str = "https://api.sms.online"
+    smsonline_currency: str = "USD"
+
+    # HTTP behaviour towards providers
+    provider_timeout: float = Field(default=15.0, gt=0, le=120)
+    provider_retries: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("bot_token", mode="after")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
+        return value
+
+    @field_validator(
+        "getsms_api_key", "smsbus_token", "beesms_token", "smsonline_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_key_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bot_token", "telegram_api_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError("must be comma-separated Telegram user ids, e.g. 12345,67890")
+            return frozenset(int(p) for p in parts)
+        return value
+
+    @field_validator("display_currency", "getsms_currency", "smsonline_currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().upper()
+            if not _CURRENCY_RE.match(value):
+                raise ValueError("must be a three-letter ISO 4217 code, e.g. USD")
+        return value
+
+    @field_validator("exchange_rates", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        rates: dict[str, Decimal] = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            code, sep, number = item.partition("=")
+            code = code.strip().upper()
+            if not sep or not _CURRENCY_RE.match(code):
+                raise ValueError(f"bad item {item!r}: expected CODE=number, e.g. RUB=0.011")
+            try:
+                rate = Decimal(number.strip())
+            except InvalidOperation:
+                raise ValueError(f"bad rate for {code}: {number.strip()!r}") from None
+            if not rate.is_finite() or rate <= 0:
+                raise ValueError(f"rate for {code} must be a positive number")
+            rates[code] = rate
+        return rates
+
+    @field_validator(
+        "telegram_api_url",
+        "getsms_base_url",
+        "smsbus_base_url",
+        "beesms_base_url",
+        "smsonline_base_url",
+    )
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL, e.g. https://example.com")
+        return value.rstrip("/") if value else value
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for log redaction."""
+        fields = (
+            self.bot_token,
+            self.getsms_api_key,
+            self.smsbus_token,
+            self.beesms_token,
+            self.smsonline_api_key,
+        )
+        return tuple(s.get_secret_value() for s in fields if s is not None)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise :class:`SettingsError` with one line per problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(p) for p in error["loc"]).upper() or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

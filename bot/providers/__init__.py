@@ -1,0 +1,1 @@
+"""SMS providers behind one typed interface (see :mod:`bot.providers.base`)."""

@@ -1,0 +1,113 @@
+"""What every emulator shares: an aiohttp server on 127.0.0.1, a request log, latency and faults.
+
+Faults are injected for the next N requests: ``"5xx"`` (HTTP 502 with an HTML body),
+``"garbage"`` (HTTP 200 with a body that is not what the API sends), ``"timeout"`` (the request
+is held until the server stops or :meth:`release` is called, so the client's timeout fires).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from aiohttp import web
+
+FaultMode = Literal["5xx", "garbage", "timeout"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class FakeClock:
+    """A clock tests move by hand; shared by emulators and the bot under test."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> None:
+        self._now += timedelta(**delta)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+
+
+class EmulatorServer:
+    """Base class: subclasses add routes to ``self.app`` in ``__init__``."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.latency = 0.0  # seconds added to every answer (benchmarks)
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[FaultMode] = []
+        self._held = asyncio.Event()
+        self.app = web.Application(middlewares=[self._middleware])
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def fail(self, mode: FaultMode, times: int = 1) -> None:
+        self._faults.extend([mode] * times)
+
+    def release(self) -> None:
+        """Let held ("timeout") requests finish."""
+        self._held.set()
+
+    def calls(self, name: str) -> int:
+        """How many requests named ``name`` (``method``/``action`` param or last path part)."""
+        return sum(1 for r in self.requests if _name(r) == name)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests.append(RecordedRequest(request.method, request.path, dict(request.query)))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self._faults:
+            mode = self._faults.pop(0)
+            if mode == "5xx":
+                return web.Response(status=502, text="<html>502 Bad Gateway</html>")
+            if mode == "garbage":
+                return web.Response(status=200, text="<html>maintenance</html>")
+            await self._held.wait()
+            return web.Response(status=504, text="held")
+        return await handler(request)
+
+    async def start(self) -> str:
+        self._held = asyncio.Event()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        port = sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._held.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> EmulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _name(request: RecordedRequest) -> str:
+    return (
+        request.query.get("method")
+        or request.query.get("action")
+        or request.path.rsplit("/", 1)[-1]
+    )
