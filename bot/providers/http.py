@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from bot.providers.base import ProviderUnavailable, PurchaseOutcomeUnknown
-from bot.redact import Redactor
+from bot.redact import RedactingFilter, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class ProviderHttp:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._redact = Redactor(secrets)
+        _guard_library_logs(secrets)
         self._timeout = httpx.Timeout(timeout)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -92,7 +93,7 @@ class ProviderHttp:
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(
-            initial=self._retry.initial_delay, max=self._retry.max_delay
+            multiplier=self._retry.initial_delay, max=self._retry.max_delay
         )(state)
         exc = state.outcome.exception() if state.outcome else None
         hint = getattr(exc, "retry_after", None)
@@ -161,6 +162,18 @@ class ProviderHttp:
         if response.status_code >= 500 and not body:
             raise self.unavailable(response, "server error")
         return body
+
+
+_LIBRARY_REDACTOR = Redactor()
+
+
+def _guard_library_logs(secrets: tuple[str, ...]) -> None:
+    """httpx logs every request URL (the key is in its query): redact at the source loggers."""
+    _LIBRARY_REDACTOR.add(*secrets)
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter(_LIBRARY_REDACTOR))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -1,0 +1,63 @@
+"""Entry point: ``python -m bot`` runs the bot; ``doctor`` and ``offers`` are operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from dotenv import load_dotenv
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.redact import Redactor, install_log_redaction
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    sub.add_parser("doctor", help="check settings, the database and every enabled provider")
+    offers = sub.add_parser("offers", help="list every provider's offers, cheapest first")
+    offers.add_argument("service", help="a code or a name: tg, Telegram")
+    offers.add_argument("country", help="an ISO code or an English name: US, United States")
+    offers.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _setup_logging(settings: Settings | None, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO, query string (and so the API key) included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction(Redactor(settings.secrets() if settings else ()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    load_dotenv()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _setup_logging(None, verbose=False)
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    command = args.command or "run"
+    _setup_logging(settings, verbose=command == "run")
+    if command == "doctor":
+        from bot.cli import doctor
+
+        return asyncio.run(doctor(settings))
+    if command == "offers":
+        from bot.cli import offers
+
+        return asyncio.run(offers(settings, args.service, args.country, as_json=args.json))
+    from bot.app import run
+
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Operator commands: ``doctor`` (is everything configured and reachable?) and ``offers``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
+
+import aiosqlite
+import httpx
+
+from bot.config import Settings
+from bot.money import CurrencyConverter, MissingExchangeRate, Money
+from bot.providers import identifiers
+from bot.providers.base import Provider, ProviderError, Unsupported
+from bot.providers.registry import PROVIDER_TITLES, build_providers
+from bot.services.offers import OfferService, OffersResult
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+# --- doctor ---------------------------------------------------------------------------------
+
+
+async def doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Print one row per check; return 1 if any failed."""
+    checks = [
+        Check(
+            "bot token",
+            settings.bot_token is not None,
+            "set" if settings.bot_token else "BOT_TOKEN is missing: the bot cannot start",
+        ),
+        await _check_database(settings.database_path),
+    ]
+    async with httpx.AsyncClient() as client:
+        providers = build_providers(settings, client)
+        checks.append(
+            Check(
+                "providers",
+                bool(providers),
+                ", ".join(p.title for p in providers.values())
+                or "none enabled: set at least one provider key",
+            )
+        )
+        converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
+        checks += await asyncio.gather(
+            *(_check_provider(p, converter) for p in providers.values())
+        )
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        out.write(f"{'OK  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}\n")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+async def _check_database(path: Path) -> Check:
+    name = "database"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):
+            return Check(name, False, f"{path.parent} is not writable")
+        async with aiosqlite.connect(path) as db:
+            await db.execute("PRAGMA user_version")
+    except (OSError, aiosqlite.Error) as exc:
+        return Check(name, False, f"{path}: {exc}")
+    return Check(name, True, str(path))
+
+
+async def _check_provider(provider: Provider, converter: CurrencyConverter) -> Check:
+    name = provider.title
+    try:
+        converter.to_display(Money(Decimal(0), provider.currency))
+    except MissingExchangeRate as exc:
+        return Check(name, False, str(exc))
+    try:
+        balance = await provider.balance()
+    except Unsupported:
+        try:
+            catalog = await provider.catalog()
+        except ProviderError as exc:
+            return Check(name, False, _describe(exc))
+        return Check(
+            name,
+            True,
+            f"key accepted; {len(catalog.pairs)} service/country pairs "
+            "(the API has no balance call)",
+        )
+    except ProviderError as exc:
+        return Check(name, False, _describe(exc))
+    return Check(name, True, f"key accepted; balance {balance.quantize()}")
+
+
+def _describe(exc: ProviderError) -> str:
+    return f"{type(exc).__name__}" + (f": {exc.detail}" if exc.detail else "")
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+class UsageError(ValueError):
+    pass
+
+
+def resolve_service(text: str) -> str:
+    matches = identifiers.find_services(text)
+    exact = [m for m in matches if m == identifiers.canonical_service(text)] or [
+        m for m in matches if identifiers.service_name(m).casefold() == text.strip().casefold()
+    ]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"unknown service {text!r}: use a code like tg or a name like Telegram")
+    names = ", ".join(f"{m} ({identifiers.service_name(m)})" for m in matches[:8])
+    raise UsageError(f"service {text!r} is ambiguous: {names}")
+
+
+def resolve_country(text: str) -> str:
+    if identifiers.is_country(text.strip()):
+        return text.strip().upper()
+    matches = identifiers.find_countries(text)
+    folded = text.strip().casefold()
+    exact = [m for m in matches if identifiers.country_name(m).casefold() == folded]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"unknown country {text!r}: use an ISO code like US or an English name")
+    names = ", ".join(f"{m} ({identifiers.country_name(m)})" for m in matches[:8])
+    raise UsageError(f"country {text!r} is ambiguous: {names}")
+
+
+def offers_as_json(result: OffersResult) -> list[dict[str, object]]:
+    return [
+        {
+            "provider": p.offer.provider,
+            "kind": str(p.offer.kind),
+            "duration_hours": p.offer.duration_hours,
+            "price": str(p.offer.price.amount),
+            "currency": p.offer.price.currency,
+            "display_price": str(p.display_price.amount),
+            "display_currency": p.display_price.currency,
+            "stock": p.offer.stock,
+        }
+        for p in result.offers
+    ]
+
+
+def offers_as_table(result: OffersResult) -> str:
+    header = ("provider", "kind", "price", "display", "stock")
+    rows = [header]
+    for p in result.offers:
+        kind = str(p.offer.kind)
+        if p.offer.duration_hours:
+            kind += f" {_hours(p.offer.duration_hours)}"
+        rows.append(
+            (
+                PROVIDER_TITLES.get(p.offer.provider, p.offer.provider),
+                kind,
+                str(p.offer.price),
+                str(p.display_price.quantize()),
+                "?" if p.offer.stock is None else str(p.offer.stock),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _hours(hours: int) -> str:
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
+async def offers(
+    settings: Settings,
+    service_text: str,
+    country_text: str,
+    *,
+    as_json: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    try:
+        service, country = resolve_service(service_text), resolve_country(country_text)
+    except UsageError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    async with httpx.AsyncClient() as client:
+        providers = build_providers(settings, client)
+        if not providers:
+            err.write("error: no provider enabled: set at least one provider key\n")
+            return 2
+        service_offers = OfferService(
+            providers, CurrencyConverter(settings.display_currency, settings.exchange_rates)
+        )
+        result = await service_offers.offers(service, country)
+    for failure in result.failures:
+        title = PROVIDER_TITLES.get(failure.provider, failure.provider)
+        err.write(f"{title}: failed: {failure.error}\n")
+    if as_json:
+        json.dump(offers_as_json(result), out, indent=2)
+        out.write("\n")
+    elif result.offers:
+        out.write(
+            f"{identifiers.service_name(service)} in {identifiers.country_name(country)}"
+            f" ({country}), cheapest first:\n{offers_as_table(result)}\n"
+        )
+    else:
+        out.write(f"no offers for {service} in {country}\n")
+    return 1 if result.failures and not result.offers else 0

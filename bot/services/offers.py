@@ -1,0 +1,120 @@
+"""Every enabled provider's offers for a (service, country), on one price scale, cheapest first.
+
+Providers are asked concurrently; one that fails is reported, the others still answer. Results
+are cached for a short time, and concurrent requests for the same pair share one round of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.clock import SYSTEM_CLOCK, Clock
+from bot.money import CurrencyConverter, MissingExchangeRate, Money
+from bot.providers.base import Offer, Provider, ProviderError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedOffer:
+    offer: Offer
+    display_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    provider: str
+    error: ProviderError | MissingExchangeRate
+
+
+@dataclass(frozen=True, slots=True)
+class OffersResult:
+    service: str
+    country: str
+    offers: tuple[PricedOffer, ...]
+    failures: tuple[ProviderFailure, ...] = ()
+    fetched_at: datetime | None = field(default=None, compare=False)
+
+
+def sort_key(priced: PricedOffer) -> tuple[object, ...]:
+    """Cheapest first; then activations before rentals, shorter rentals first, larger stock."""
+    offer = priced.offer
+    return (
+        priced.display_price.amount,
+        offer.kind != "activation",
+        offer.duration_hours or 0,
+        -(offer.stock or 0),
+        offer.provider,
+    )
+
+
+class OfferService:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        converter: CurrencyConverter,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        self._providers = providers
+        self._converter = converter
+        self._clock = clock
+        self._ttl = timedelta(seconds=cache_seconds)
+        self._cache: dict[tuple[str, str], OffersResult] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[OffersResult]] = {}
+
+    async def offers(self, service: str, country: str, *, fresh: bool = False) -> OffersResult:
+        key = (service, country.upper())
+        cached = self._cache.get(key)
+        if (
+            not fresh
+            and cached is not None
+            and cached.fetched_at is not None
+            and self._clock.now() - cached.fetched_at < self._ttl
+        ):
+            return cached
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch(*key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        result = await asyncio.shield(task)
+        self._cache[key] = result
+        return result
+
+    def invalidate(self, service: str, country: str) -> None:
+        self._cache.pop((service, country.upper()), None)
+
+    async def _fetch(self, service: str, country: str) -> OffersResult:
+        ids = list(self._providers)
+        answers = await asyncio.gather(
+            *(self._providers[pid].offers(service, country) for pid in ids),
+            return_exceptions=True,
+        )
+        priced: list[PricedOffer] = []
+        failures: list[ProviderFailure] = []
+        for pid, answer in zip(ids, answers, strict=True):
+            if isinstance(answer, ProviderError):
+                log.warning("offers from %s failed: %s", pid, answer)
+                failures.append(ProviderFailure(pid, answer))
+                continue
+            if isinstance(answer, BaseException):
+                raise answer  # a bug, not a provider failure: let it surface
+            try:
+                priced.extend(
+                    PricedOffer(o, self._converter.to_display(o.price).quantize(4))
+                    for o in answer
+                    if o.stock != 0  # out of stock is not an offer; None means "not told"
+                )
+            except MissingExchangeRate as exc:
+                log.error("offers from %s cannot be priced: %s", pid, exc)
+                failures.append(ProviderFailure(pid, exc))
+        priced.sort(key=sort_key)
+        return OffersResult(
+            service, country, tuple(priced), tuple(failures), fetched_at=self._clock.now()
+        )

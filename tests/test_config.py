@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bot.config import SettingsError, load_settings
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in (
+        "BOT_TOKEN GETSMS_API_KEY SMSBUS_TOKEN BEESMS_TOKEN SMSONLINE_API_KEY EXCHANGE_RATES "
+        "ADMIN_IDS DISPLAY_CURRENCY GETSMS_CURRENCY TELEGRAM_API_URL"
+    ).split():
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.display_currency == "USD"
+    assert str(settings.database_path) == "data/bot.sqlite3"
+    assert settings.getsms_base_url == "https://get-sms.com"
+    assert settings.exchange_rates == {}
+    assert settings.bot_token is None
+
+
+def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ADMIN_IDS", "1, 22,333")
+    monkeypatch.setenv("EXCHANGE_RATES", "rub=0.011,EUR=1.08")
+    monkeypatch.setenv("GETSMS_BASE_URL", "http://127.0.0.1:9999/")
+    monkeypatch.setenv("SMSBUS_TOKEN", "  ")
+    settings = load_settings()
+    assert settings.admin_ids == {1, 22, 333}
+    assert settings.exchange_rates == {"RUB": Decimal("0.011"), "EUR": Decimal("1.08")}
+    assert settings.getsms_base_url == "http://127.0.0.1:9999"
+    assert settings.smsbus_token is None  # blank means disabled
+    assert TOKEN not in repr(settings)
+    assert settings.secrets() == (TOKEN,)
+
+
+def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / ".env").write_text("DISPLAY_CURRENCY=eur\nGETSMS_API_KEY=abc\n")
+    settings = load_settings()
+    assert settings.display_currency == "EUR"
+    assert settings.getsms_api_key is not None
+
+
+def test_every_bad_value_is_named_and_no_secret_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "not-a-token-supersecret")
+    monkeypatch.setenv("ADMIN_IDS", "12,abc")
+    monkeypatch.setenv("EXCHANGE_RATES", "RUB=zero")
+    monkeypatch.setenv("DISPLAY_CURRENCY", "dollars")
+    monkeypatch.setenv("SMSONLINE_BASE_URL", "ftp://x")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    for name in (
+        "BOT_TOKEN",
+        "ADMIN_IDS",
+        "EXCHANGE_RATES",
+        "DISPLAY_CURRENCY",
+        "SMSONLINE_BASE_URL",
+    ):
+        assert name in text
+    assert "supersecret" not in text
+
+
+@pytest.mark.parametrize("rates", ["RUB", "RUB=-1", "RUBLE=1", "RUB=nan"])
+def test_bad_exchange_rates(monkeypatch: pytest.MonkeyPatch, rates: str) -> None:
+    monkeypatch.setenv("EXCHANGE_RATES", rates)
+    with pytest.raises(SettingsError, match="EXCHANGE_RATES"):
+        load_settings()
