@@ -12,10 +12,18 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in (
-        "BOT_TOKEN GETSMS_API_KEY SMSBUS_TOKEN BEESMS_TOKEN SMSONLINE_API_KEY EXCHANGE_RATES "
-        "ADMIN_IDS DISPLAY_CURRENCY GETSMS_CURRENCY TELEGRAM_API_URL"
-    ).split():
+    for name in [
+        "BOT_TOKEN",
+        "GETSMS_API_KEY",
+        "SMSBUS_TOKEN",
+        "BEESMS_TOKEN",
+        "SMSONLINE_API_KEY",
+        "EXCHANGE_RATES",
+        "ADMIN_IDS",
+        "DISPLAY_CURRENCY",
+        "GETSMS_CURRENCY",
+        "TELEGRAM_API_URL",
+    ]:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -93,7 +93,7 @@ async def test_typed_errors_are_not_retried(server: Echo, http_client) -> None: 
 
 async def test_money_moving_call_is_sent_once_and_ambiguous_on_garbage(
     server: Echo,
-    http_client,  # type: ignore[no-untyped-def]
+    http_client: httpx.AsyncClient,
 ) -> None:
     http = make(http_client, server.base_url)
     server.fail("garbage")
@@ -144,14 +144,14 @@ async def test_retry_after_is_honoured_within_the_cap(http_client) -> None:  # t
 
 async def test_key_never_leaks_into_errors_or_logs(
     server: Echo,
-    http_client,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    http_client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     http = make(http_client, server.base_url, timeout=0.2)
     failures: list[Exception] = []
     for mode in ("5xx", "garbage", "timeout"):
-        server.fail(mode, times=3)  # type: ignore[arg-type]
+        server.fail(mode, times=3)
         with pytest.raises(ProviderUnavailable) as info:
             await http.call("/api", {"key": KEY}, parse(http), safe=True)
         failures.append(info.value)
