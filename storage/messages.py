@@ -1,0 +1,90 @@
+"""Received SMS per order; the basis of exactly-once delivery to the user.
+
+Pollers call :meth:`MessagesRepo.add_new` with everything the provider returned; only the
+messages not stored before come back. The sender marks each one delivered after Telegram
+accepted it, and :meth:`MessagesRepo.undelivered` finds what a crash left unsent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+
+from bot.providers.base import Sms
+from storage.codec import decode_opt_time, decode_time, encode_opt_time, encode_time
+from storage.db import Database
+from storage.models import StoredMessage
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(
+        id=int(row["id"]),
+        order_id=int(row["order_id"]),
+        sms_id=row["sms_id"],
+        code=row["code"],
+        text=row["text"],
+        sender=row["sender"],
+        received_at=decode_opt_time(row["received_at"]),
+        stored_at=decode_time(row["stored_at"]),
+        delivered_at=decode_opt_time(row["delivered_at"]),
+    )
+
+
+class MessagesRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_new(
+        self, order_id: int, messages: Iterable[Sms], now: datetime
+    ) -> list[StoredMessage]:
+        """Store the messages not seen before (by ``Sms.id``); return only those, in order."""
+        stamp = encode_time(now)
+        added: list[StoredMessage] = []
+        async with self._db.transaction() as tx:
+            for sms in messages:
+                row = await tx.fetchone(
+                    "INSERT INTO messages (order_id, sms_id, code, text, sender, received_at, "
+                    "stored_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (order_id, sms_id) DO NOTHING RETURNING *",
+                    (
+                        order_id,
+                        sms.id,
+                        sms.code,
+                        sms.text,
+                        sms.sender,
+                        encode_opt_time(sms.received_at),
+                        stamp,
+                    ),
+                )
+                if row is not None:
+                    added.append(_message(row))
+        return added
+
+    async def undelivered(self, order_id: int | None = None) -> list[StoredMessage]:
+        """Messages not yet delivered, oldest first; of one order or of all."""
+        if order_id is None:
+            rows = await self._db.fetchall(
+                "SELECT * FROM messages WHERE delivered_at IS NULL ORDER BY id"
+            )
+        else:
+            rows = await self._db.fetchall(
+                "SELECT * FROM messages WHERE delivered_at IS NULL AND order_id = ? ORDER BY id",
+                (order_id,),
+            )
+        return [_message(row) for row in rows]
+
+    async def mark_delivered(self, message_id: int, now: datetime) -> bool:
+        """True only the first time for a message."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (encode_time(now), message_id),
+            )
+        return changed == 1
+
+    async def list_for_order(self, order_id: int) -> list[StoredMessage]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM messages WHERE order_id = ? ORDER BY id", (order_id,)
+        )
+        return [_message(row) for row in rows]

@@ -1,0 +1,169 @@
+"""Versioned schema migrations, applied in order, one transaction each.
+
+Add a migration by appending ``Migration(<last + 1>, "<name>", "<SQL>")`` to ``MIGRATIONS``;
+never edit one that has shipped. Applied versions are recorded in ``schema_version``.
+Conventions: timestamps are ISO-8601 UTC text, amounts decimal text (never REAL).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+class MigrationError(Exception):
+    """The migration list or the database's recorded history is inconsistent."""
+
+
+SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+V1_INITIAL = """
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,  -- the Telegram user id
+    language    TEXT,                 -- NULL until the user picks one
+    first_seen  TEXT NOT NULL,
+    blocked_bot INTEGER NOT NULL DEFAULT 0 CHECK (blocked_bot IN (0, 1))
+);
+
+CREATE TABLE orders (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id           INTEGER NOT NULL REFERENCES users (id),
+    provider          TEXT NOT NULL,
+    provider_order_id TEXT NOT NULL,
+    kind              TEXT NOT NULL,     -- OrderKind
+    service           TEXT NOT NULL,
+    country           TEXT NOT NULL,
+    phone             TEXT NOT NULL,
+    price             TEXT,              -- Decimal text, in `currency` (the provider's)
+    currency          TEXT,
+    display_price     TEXT,              -- Decimal text, what the user was shown
+    display_currency  TEXT,
+    status            TEXT NOT NULL DEFAULT 'active',  -- OrderStatus
+    remote_status     TEXT,              -- RemoteStatus, last seen
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    expires_at        TEXT,
+    auto_renew        INTEGER NOT NULL DEFAULT 0 CHECK (auto_renew IN (0, 1)),
+    duration_hours    INTEGER,
+    meta              TEXT NOT NULL DEFAULT '{}',  -- JSON object of Order.meta
+    UNIQUE (provider, provider_order_id),
+    CHECK ((price IS NULL) = (currency IS NULL)),
+    CHECK ((display_price IS NULL) = (display_currency IS NULL))
+);
+
+CREATE INDEX orders_by_user_status ON orders (user_id, status, id);
+CREATE INDEX orders_active_by_expiry ON orders (expires_at) WHERE status = 'active';
+
+CREATE TABLE messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id     INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    sms_id       TEXT NOT NULL,
+    code         TEXT,
+    text         TEXT,
+    sender       TEXT,
+    received_at  TEXT,
+    stored_at    TEXT NOT NULL,
+    delivered_at TEXT,
+    UNIQUE (order_id, sms_id)
+);
+
+CREATE INDEX messages_undelivered ON messages (order_id, id) WHERE delivered_at IS NULL;
+
+CREATE TABLE reminders (
+    order_id     INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    lead_seconds INTEGER NOT NULL,
+    sent_at      TEXT NOT NULL,
+    PRIMARY KEY (order_id, lead_seconds)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", V1_INITIAL),)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into statements (``;`` inside strings, comments and triggers is kept)."""
+    statements: list[str] = []
+    buffer = ""
+    *pieces, tail = script.split(";")
+    for piece in pieces:
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip() != ";":
+                statements.append(buffer.strip())
+            buffer = ""
+    rest = (buffer + tail).strip()  # a last statement without ';' (or only a comment)
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def check_migrations(migrations: Sequence[Migration]) -> None:
+    """Versions must be 1, 2, 3, ... in order, each with a name."""
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected or not migration.name:
+            raise MigrationError(
+                f"migration #{expected} is {migration!r}: expected version {expected} with a name"
+            )
+
+
+async def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[int]:
+    """Apply the migrations the database lacks, each in its own transaction.
+
+    Returns the versions applied now. Safe against another process migrating concurrently:
+    each step re-reads the recorded history under ``BEGIN IMMEDIATE``.
+    """
+    check_migrations(migrations)
+    async with db.transaction() as tx:
+        await tx.execute(SCHEMA_VERSION_TABLE)
+    applied: list[int] = []
+    for migration in migrations:
+        async with db.transaction() as tx:
+            rows = await tx.fetchall("SELECT version, name FROM schema_version ORDER BY version")
+            recorded = {int(row[0]): str(row[1]) for row in rows}
+            if recorded and max(recorded) > len(migrations):
+                raise MigrationError(
+                    f"database schema v{max(recorded)} is newer than this code "
+                    f"(v{len(migrations)})"
+                )
+            if migration.version in recorded:
+                if recorded[migration.version] != migration.name:
+                    raise MigrationError(
+                        f"database has v{migration.version} "
+                        f"{recorded[migration.version]!r}, code has {migration.name!r}"
+                    )
+                continue
+            for statement in split_statements(migration.sql):
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (
+                    migration.version,
+                    migration.name,
+                    datetime.now(UTC).isoformat(timespec="microseconds"),
+                ),
+            )
+        logger.info("applied migration v%d %s", migration.version, migration.name)
+        applied.append(migration.version)
+    return applied

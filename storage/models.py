@@ -1,0 +1,94 @@
+"""Typed rows of the bot's tables."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.money import Money
+from bot.providers.base import Order, OrderKind, RemoteStatus, Sms
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's local status. Only ``ACTIVE`` ever changes, and only once."""
+
+    ACTIVE = "active"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    BANNED = "banned"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int  # Telegram user id
+    language: str | None
+    first_seen: datetime
+    blocked_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    id: int
+    user_id: int
+    provider: str
+    provider_order_id: str
+    kind: OrderKind
+    service: str
+    country: str
+    phone: str
+    price: Money | None  # what the provider charged, in its account currency
+    display_price: Money | None  # what the user was shown
+    status: OrderStatus
+    remote_status: RemoteStatus | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    auto_renew: bool
+    duration_hours: int | None
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is OrderStatus.ACTIVE
+
+    def to_order(self) -> Order:
+        """The provider-facing order, as the adapter returned it (with any later expiry)."""
+        return Order(
+            provider=self.provider,
+            order_id=self.provider_order_id,
+            kind=self.kind,
+            phone=self.phone,
+            service=self.service,
+            country=self.country,
+            price=self.price,
+            expires_at=self.expires_at,
+            auto_renew=self.auto_renew,
+            duration_hours=self.duration_hours,
+            meta=dict(self.meta),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    order_id: int
+    sms_id: str
+    code: str | None
+    text: str | None
+    sender: str | None
+    received_at: datetime | None
+    stored_at: datetime
+    delivered_at: datetime | None
+
+    def to_sms(self) -> Sms:
+        return Sms(
+            id=self.sms_id,
+            text=self.text,
+            code=self.code,
+            sender=self.sender,
+            received_at=self.received_at,
+        )

@@ -1,0 +1,61 @@
+"""Bot users, keyed by Telegram user id."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from storage.codec import decode_time, encode_time
+from storage.db import Database, StorageError
+from storage.models import User
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=int(row["id"]),
+        language=row["language"],
+        first_seen=decode_time(row["first_seen"]),
+        blocked_bot=bool(row["blocked_bot"]),
+    )
+
+
+class UsersRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def ensure(self, user_id: int, language: str | None, now: datetime) -> User:
+        """Insert the user if new (with ``language``); return the stored row.
+
+        An existing user's language is kept. A user who writes to the bot has evidently
+        not blocked it, so ``blocked_bot`` is cleared.
+        """
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO users (id, language, first_seen) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET blocked_bot = 0 WHERE blocked_bot = 1",
+                (user_id, language, encode_time(now)),
+            )
+            row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        if row is None:
+            raise StorageError(f"user {user_id} vanished right after being written")
+        return _user(row)
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self._db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def set_language(self, user_id: int, language: str | None) -> bool:
+        """Store the user's chosen language; False if the user is unknown."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET language = ? WHERE id = ?", (language, user_id)
+            )
+        return changed == 1
+
+    async def mark_blocked_bot(self, user_id: int, blocked: bool = True) -> bool:
+        """Record that sending to the user fails because they blocked the bot."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET blocked_bot = ? WHERE id = ?", (int(blocked), user_id)
+            )
+        return changed == 1
