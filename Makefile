@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint emulators offers doctor clean
+.PHONY: run test lint emulators offers doctor i18n clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ emulators: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/python -m bot doctor
+
+# Re-extract user-visible text and merge it into every language's catalog (then translate).
+i18n: $(STAMP)
+	$(BIN)/pybabel extract --no-default-keywords -k '_:1,2,3t' -k '_:1,1t' -k __ \
+		--no-location --omit-header -o bot/locales/messages.pot bot
+	$(BIN)/pybabel update --no-fuzzy-matching -i bot/locales/messages.pot -d bot/locales -D messages
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

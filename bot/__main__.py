@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.redact import Redactor, install_log_redaction
@@ -37,7 +37,7 @@ def _setup_logging(settings: Settings | None, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    load_dotenv()
+    load_dotenv(find_dotenv(usecwd=True))  # the .env of the directory it runs in
     try:
         settings = load_settings()
     except SettingsError as exc:

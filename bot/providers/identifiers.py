@@ -144,11 +144,20 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
+# What people type that is neither the ISO code nor the CLDR name.
+COUNTRY_ALIASES = {"uk": "GB", "england": "GB", "usa": "US", "uae": "AE"}
+
+
 def find_countries(query: str, languages: tuple[str, ...] = ("en",)) -> list[str]:
-    """ISO codes whose code or name (in any given language) matches ``query``: exact first."""
+    """ISO codes whose code, alias or name (in any given language) matches ``query``: exact
+    first. Two letters that are no ISO code or alias match nothing (``UK`` is not Ukraine)."""
     q = _fold(query.strip())
     if not q:
         return []
+    if q in COUNTRY_ALIASES:
+        return [COUNTRY_ALIASES[q]]
+    if len(q) == 2 and q.isalpha():
+        return [q.upper()] if is_country(q) else []
     exact: list[str] = []
     partial: list[str] = []
     for iso in map(str, _locale("en").territories):

@@ -7,6 +7,7 @@ are cached for a short time, and concurrent requests for the same pair share one
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 class PricedOffer:
     offer: Offer
     display_price: Money
+
+
+def offer_token(offer: Offer) -> str:
+    """A short, stable name for an offer (kind, duration and provider ref), for callback data."""
+    key = f"{offer.provider}|{offer.kind}|{offer.duration_hours or 0}|{offer.ref}"
+    return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +67,14 @@ class OfferService:
         *,
         clock: Clock = SYSTEM_CLOCK,
         cache_seconds: float = 30.0,
+        failed_cache_seconds: float = 5.0,
     ) -> None:
         self._providers = providers
         self._converter = converter
         self._clock = clock
         self._ttl = timedelta(seconds=cache_seconds)
+        # A result with a failed provider is kept briefly, so one 5xx doesn't hide it for long.
+        self._failed_ttl = timedelta(seconds=min(cache_seconds, failed_cache_seconds))
         self._cache: dict[tuple[str, str], OffersResult] = {}
         self._inflight: dict[tuple[str, str], asyncio.Task[OffersResult]] = {}
 
@@ -75,7 +85,8 @@ class OfferService:
             not fresh
             and cached is not None
             and cached.fetched_at is not None
-            and self._clock.now() - cached.fetched_at < self._ttl
+            and self._clock.now() - cached.fetched_at
+            < (self._failed_ttl if cached.failures else self._ttl)
         ):
             return cached
         task = self._inflight.get(key)
@@ -86,6 +97,9 @@ class OfferService:
         result = await asyncio.shield(task)
         self._cache[key] = result
         return result
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def invalidate(self, service: str, country: str) -> None:
         self._cache.pop((service, country.upper()), None)

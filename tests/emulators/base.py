@@ -32,6 +32,20 @@ class FakeClock:
         self._now += timedelta(**delta)
 
 
+class WallClock(FakeClock):
+    """Real time (for manual runs), still movable forward with :meth:`advance`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> None:
+        self._offset += timedelta(**delta)
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -78,11 +92,12 @@ class EmulatorServer:
             return web.Response(status=504, text="held")
         return await handler(request)
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (a free port unless ``port`` is given); returns the base URL."""
         self._held = asyncio.Event()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None)

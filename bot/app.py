@@ -1,0 +1,156 @@
+"""Build the bot: storage, providers, services, the Dispatcher with its routers; run it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+
+import httpx
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.clock import SYSTEM_CLOCK, Clock
+from bot.config import Settings
+from bot.handlers import buy, errors, language, numbers, start
+from bot.i18n import UserLocaleMiddleware, create_i18n
+from bot.middlewares import UserMiddleware
+from bot.money import CurrencyConverter
+from bot.providers.base import Provider
+from bot.providers.http import RetryPolicy, Sleep
+from bot.providers.registry import build_providers, enabled_provider_ids
+from bot.services.catalog import CatalogService
+from bot.services.offers import OfferService
+from bot.services.orders import OrderService
+from bot.services.purchase import PurchaseService
+from storage.db import Database
+from storage.messages import MessagesRepo
+from storage.orders import OrdersRepo
+from storage.users import UsersRepo
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says why and what to set."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    providers: dict[str, Provider]
+    bot: Bot
+    dp: Dispatcher
+    i18n: I18n
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+        await self.http.aclose()
+        await self.db.close()
+
+
+def check_startable(settings: Settings) -> None:
+    if settings.bot_token is None:
+        raise StartupError("BOT_TOKEN is missing: put the token from @BotFather in .env")
+    if not enabled_provider_ids(settings):
+        raise StartupError(
+            "no provider is enabled: set at least one of GETSMS_API_KEY, SMSBUS_TOKEN, "
+            "BEESMS_TOKEN, SMSONLINE_API_KEY in .env"
+        )
+
+
+def make_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    assert settings.bot_token is not None
+    if session is None:
+        session = (
+            AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+            if settings.telegram_api_url
+            else AiohttpSession()
+        )
+    return Bot(
+        settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+async def create_app(
+    settings: Settings,
+    *,
+    session: BaseSession | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+) -> App:
+    """Everything wired; nothing started. Tests pass a fake Bot API session and a fake clock."""
+    check_startable(settings)
+    db = await Database.open(settings.database_path)
+    http = httpx.AsyncClient()
+    providers = dict(build_providers(settings, http, clock=clock, retry=retry, sleep=sleep))
+    converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
+    users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
+    offers = OfferService(providers, converter, clock=clock)
+    i18n = create_i18n()
+    dp = Dispatcher(
+        settings=settings,
+        providers=providers,
+        users=users,
+        order_repo=order_repo,
+        messages_repo=messages_repo,
+        catalog=CatalogService(providers, clock=clock),
+        offers=offers,
+        purchases=PurchaseService(providers, offers, order_repo, converter, clock=clock),
+        orders=OrderService(providers, order_repo, messages_repo, converter, clock=clock),
+    )
+    dp.update.outer_middleware(UserMiddleware(users, clock))
+    UserLocaleMiddleware(i18n).setup(dp)
+    for module in (start, language, buy, numbers, errors):
+        dp.include_router(module.setup())
+    return App(settings, db, http, providers, make_bot(settings, session), dp, i18n)
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu, in each language we have."""
+    for locale in i18n.available_locales:
+        with i18n.use_locale(locale):
+            commands = [
+                BotCommand(command="start", description=_("Main menu")),
+                BotCommand(command="buy", description=_("Get a number")),
+                BotCommand(command="numbers", description=_("My numbers")),
+                BotCommand(command="help", description=_("How it works")),
+                BotCommand(command="language", description=_("Change the language")),
+            ]
+        await bot.set_my_commands(
+            commands,
+            scope=BotCommandScopeDefault(),
+            language_code=None if locale == i18n.default_locale else locale,
+        )
+
+
+async def serve(settings: Settings) -> None:
+    app = await create_app(settings)
+    try:
+        await set_commands(app.bot, app.i18n)
+        await app.dp.start_polling(app.bot, handle_signals=True)
+    finally:
+        await app.close()
+
+
+def run(settings: Settings) -> int:
+    try:
+        check_startable(settings)
+    except StartupError as exc:
+        sys.stderr.write(f"cannot start: {exc}\n")
+        return 2
+    asyncio.run(serve(settings))
+    return 0

@@ -1,0 +1,84 @@
+"""Every CallbackData factory. Prefixes are short and versioned (``…1``) so old buttons can be
+told apart from new ones if a layout changes; aiogram checks the 64-byte limit on pack."""
+
+from __future__ import annotations
+
+import enum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class MenuAction(enum.StrEnum):
+    MENU = "m"
+    BUY = "b"
+    NUMBERS = "n"
+    LANGUAGE = "l"
+    HELP = "h"
+
+
+class Menu(CallbackData, prefix="m1"):
+    action: MenuAction
+
+
+class ServicePage(CallbackData, prefix="sp1"):
+    page: int
+
+
+class PickService(CallbackData, prefix="s1"):
+    service: str
+
+
+class CountryPage(CallbackData, prefix="cp1"):
+    service: str
+    page: int
+
+
+class PickCountry(CallbackData, prefix="c1"):
+    service: str
+    country: str
+
+
+class OfferKey(CallbackData, prefix="o2"):
+    """An offer as the user saw it: ``token`` names it (see ``offer_token``), ``price`` is the
+    provider's price then, in its currency. Provider refs stay server-side: they may be long or
+    hold the ``:`` separator."""
+
+    service: str
+    country: str
+    provider: str
+    token: str
+    price: str
+    currency: str
+
+
+class Confirm(OfferKey, prefix="y2"):
+    """The Buy button under the confirmation: the same offer, now at its confirmed price."""
+
+
+class OrderAction(enum.StrEnum):
+    OPEN = "o"
+    REFRESH = "f"
+    CANCEL = "c"
+    ANOTHER = "a"
+    FINISH = "d"
+    BAN = "b"
+    RENEW_MENU = "r"
+
+
+class OrderCb(CallbackData, prefix="x1"):
+    order_id: int
+    action: OrderAction
+
+
+class RenewCb(CallbackData, prefix="r1"):
+    order_id: int
+    hours: int
+
+
+class OrdersPage(CallbackData, prefix="l1"):
+    page: int
+    past: bool
+
+
+class SetLanguage(CallbackData, prefix="lg1"):
+    code: str

@@ -1,0 +1,42 @@
+"""/start, /help and the main menu."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from bot import keyboards, texts
+from bot.callbacks import Menu, MenuAction
+from bot.handlers.common import answer, show
+
+
+async def start(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(texts.welcome(name), reply_markup=keyboards.main_menu())
+
+
+async def help_command(message: Message) -> None:
+    await message.answer(texts.help_text(), reply_markup=keyboards.back_to_menu())
+
+
+async def menu(query: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await answer(query)
+    await show(query, texts.menu(), keyboards.main_menu())
+
+
+async def help_button(query: CallbackQuery) -> None:
+    await answer(query)
+    await show(query, texts.help_text(), keyboards.back_to_menu())
+
+
+def setup() -> Router:
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    router.message.register(help_command, Command("help"))
+    router.callback_query.register(menu, Menu.filter(F.action == MenuAction.MENU))
+    router.callback_query.register(help_button, Menu.filter(F.action == MenuAction.HELP))
+    return router

@@ -1,0 +1,256 @@
+"""Pure functions that build inline keyboards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot import texts
+from bot.callbacks import (
+    Confirm,
+    CountryPage,
+    Menu,
+    MenuAction,
+    OfferKey,
+    OrderAction,
+    OrderCb,
+    OrdersPage,
+    PickCountry,
+    PickService,
+    RenewCb,
+    ServicePage,
+    SetLanguage,
+)
+from bot.i18n import LANGUAGE_NAMES
+from bot.money import Money
+from bot.providers import identifiers
+from bot.providers.base import Capability, OrderKind, RenewalOption
+from bot.services.offers import PricedOffer, offer_token
+from storage.models import StoredOrder
+
+SERVICES_PER_PAGE = 10
+COUNTRIES_PER_PAGE = 10
+
+
+def pages(total: int, per_page: int) -> int:
+    return max(1, -(-total // per_page))
+
+
+def main_menu() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("📲 Buy a number"), callback_data=Menu(action=MenuAction.BUY))
+    kb.button(text=_("📋 My numbers"), callback_data=Menu(action=MenuAction.NUMBERS))
+    kb.button(text=_("🌐 Language"), callback_data=Menu(action=MenuAction.LANGUAGE))
+    kb.button(text=_("❓ Help"), callback_data=Menu(action=MenuAction.HELP))
+    kb.adjust(1, 1, 2)
+    return kb.as_markup()
+
+
+def back_to_menu() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))
+    return kb.as_markup()
+
+
+def _nav_row(
+    kb: InlineKeyboardBuilder, page: int, total_pages: int, target: Callable[[int], CallbackData]
+) -> None:
+    """◀ ▶ buttons to the neighbouring pages that exist."""
+    buttons = [
+        InlineKeyboardButton(text=label, callback_data=target(to).pack())
+        for to, label in ((page - 1, "◀"), (page + 1, "▶"))
+        if 0 <= to < total_pages
+    ]
+    if buttons:
+        kb.row(*buttons)
+
+
+def services(codes: Sequence[str], page: int, names: dict[str, str]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    start = page * SERVICES_PER_PAGE
+    for code in codes[start : start + SERVICES_PER_PAGE]:
+        kb.button(text=names.get(code, code), callback_data=PickService(service=code))
+    kb.adjust(2)
+    _nav_row(kb, page, pages(len(codes), SERVICES_PER_PAGE), lambda p: ServicePage(page=p))
+    kb.row(
+        InlineKeyboardButton(text=_("« Back"), callback_data=Menu(action=MenuAction.MENU).pack())
+    )
+    return kb.as_markup()
+
+
+def countries(service: str, isos: Sequence[str], page: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    start = page * COUNTRIES_PER_PAGE
+    for iso in isos[start : start + COUNTRIES_PER_PAGE]:
+        kb.button(text=texts.country(iso), callback_data=PickCountry(service=service, country=iso))
+    kb.adjust(2)
+    _nav_row(
+        kb,
+        page,
+        pages(len(isos), COUNTRIES_PER_PAGE),
+        lambda p: CountryPage(service=service, page=p),
+    )
+    kb.row(InlineKeyboardButton(text=_("« Back"), callback_data=ServicePage(page=0).pack()))
+    return kb.as_markup()
+
+
+def offer_key(priced: PricedOffer) -> OfferKey:
+    offer = priced.offer
+    return OfferKey(
+        service=offer.service,
+        country=offer.country,
+        provider=offer.provider,
+        token=offer_token(offer),
+        price=str(offer.price.amount),
+        currency=offer.price.currency,
+    )
+
+
+def offers(service: str, country: str, priced: Sequence[PricedOffer]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for item in priced[:40]:
+        kb.row(
+            InlineKeyboardButton(
+                text=texts.offer_button(item), callback_data=offer_key(item).pack()
+            )
+        )
+    kb.row(
+        InlineKeyboardButton(
+            text=_("🔄 Refresh"),
+            callback_data=PickCountry(service=service, country=country).pack(),
+        ),
+        InlineKeyboardButton(
+            text=_("« Back"), callback_data=CountryPage(service=service, page=0).pack()
+        ),
+    )
+    return kb.as_markup()
+
+
+def confirm(key: OfferKey) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("✅ Buy"), callback_data=Confirm(**key.model_dump()))
+    kb.button(
+        text=_("« Back"), callback_data=PickCountry(service=key.service, country=key.country)
+    )
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def order_card(order: StoredOrder, caps: frozenset[Capability]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.row(
+        InlineKeyboardButton(
+            text=_("📋 Copy number"), copy_text=CopyTextButton(text="+" + order.phone)
+        )
+    )
+
+    def action(text: str, what: OrderAction) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=OrderCb(order_id=order.id, action=what).pack()
+        )
+
+    if order.is_active:
+        row: list[InlineKeyboardButton] = [action(_("🔄 Check SMS"), OrderAction.REFRESH)]
+        if order.kind is OrderKind.ACTIVATION:
+            if Capability.ANOTHER_CODE in caps:
+                row.append(action(_("➕ Another code"), OrderAction.ANOTHER))
+            kb.row(*row)
+            row = []
+            if Capability.FINISH in caps:
+                row.append(action(_("✅ Finish"), OrderAction.FINISH))
+            if Capability.CANCEL in caps:
+                row.append(action(_("✖️ Cancel"), OrderAction.CANCEL))
+            if Capability.BAN in caps:
+                row.append(action(_("⛔ Number doesn't work"), OrderAction.BAN))
+        else:
+            if Capability.RENEW in caps:
+                row.append(action(_("⏩ Renew"), OrderAction.RENEW_MENU))
+            kb.row(*row)
+            row = []
+            if Capability.FINISH in caps:
+                row.append(action(_("✅ Finish"), OrderAction.FINISH))
+            if Capability.CANCEL in caps:
+                row.append(action(_("✖️ Cancel"), OrderAction.CANCEL))
+        if row:
+            kb.row(*row)
+    kb.row(
+        InlineKeyboardButton(
+            text=_("« My numbers"), callback_data=OrdersPage(page=0, past=False).pack()
+        )
+    )
+    return kb.as_markup()
+
+
+def renew_options(
+    order: StoredOrder, options: Sequence[tuple[RenewalOption, Money | None]]
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for option, shown in options:
+        price = f" · {texts.money(shown)}" if shown else ""
+        kb.button(
+            text=f"{texts.duration(option.duration_hours)}{price}",
+            callback_data=RenewCb(order_id=order.id, hours=option.duration_hours),
+        )
+    kb.button(text=_("« Back"), callback_data=OrderCb(order_id=order.id, action=OrderAction.OPEN))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def numbers(
+    orders: Sequence[tuple[StoredOrder, str | None]], page: int, total_pages: int, past: bool
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for order, last_code in orders:
+        kb.row(
+            InlineKeyboardButton(
+                text=texts.order_button(order, last_code),
+                callback_data=OrderCb(order_id=order.id, action=OrderAction.OPEN).pack(),
+            )
+        )
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                text="◀", callback_data=OrdersPage(page=page - 1, past=past).pack()
+            )
+        )
+    if page + 1 < total_pages:
+        nav.append(
+            InlineKeyboardButton(
+                text="▶", callback_data=OrdersPage(page=page + 1, past=past).pack()
+            )
+        )
+    if nav:
+        kb.row(*nav)
+    switch = (
+        InlineKeyboardButton(
+            text=_("Active numbers"), callback_data=OrdersPage(page=0, past=False).pack()
+        )
+        if past
+        else InlineKeyboardButton(
+            text=_("Past numbers"), callback_data=OrdersPage(page=0, past=True).pack()
+        )
+    )
+    kb.row(
+        switch,
+        InlineKeyboardButton(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU).pack()),
+    )
+    return kb.as_markup()
+
+
+def languages(current: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for code, name in LANGUAGE_NAMES.items():
+        mark = "✓ " if code == current else ""
+        kb.button(text=f"{mark}{name}", callback_data=SetLanguage(code=code))
+    kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))
+    kb.adjust(len(LANGUAGE_NAMES), 1)
+    return kb.as_markup()
+
+
+def service_names(codes: Sequence[str], merged_name: dict[str, str]) -> dict[str, str]:
+    return {code: identifiers.service_name(code, merged_name.get(code)) for code in codes}

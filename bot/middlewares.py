@@ -1,0 +1,29 @@
+"""Middlewares: know the user (and their language) before any handler runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, User
+
+from bot.clock import Clock
+from storage.users import UsersRepo
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UserMiddleware(BaseMiddleware):
+    """Records the user on first contact and hands ``user_language`` to the i18n middleware."""
+
+    def __init__(self, users: UsersRepo, clock: Clock) -> None:
+        self._users = users
+        self._clock = clock
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and not user.is_bot:
+            stored = await self._users.ensure(user.id, None, self._clock.now())
+            data["user_language"] = stored.language
+        return await handler(event, data)

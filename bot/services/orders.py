@@ -1,0 +1,163 @@
+"""Actions on a bought number: refresh, cancel, another code, finish, ban, renew, reuse.
+
+Each action runs once at a time per order (a repeated tap is told it is in progress), calls the
+provider, and records the outcome in one transaction. Ownership is checked by the caller via
+:meth:`OrderService.get` before anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.clock import SYSTEM_CLOCK, Clock
+from bot.money import CurrencyConverter, MissingExchangeRate, Money
+from bot.providers.base import (
+    Capability,
+    OrderKind,
+    OrderState,
+    Provider,
+    RemoteStatus,
+    Renewal,
+    RenewalOption,
+    Unsupported,
+)
+from bot.services.guard import OnceGuard
+from storage.messages import MessagesRepo
+from storage.models import OrderStatus, StoredMessage, StoredOrder
+from storage.orders import OrdersRepo
+
+log = logging.getLogger(__name__)
+
+_FINAL = {
+    RemoteStatus.FINISHED: OrderStatus.FINISHED,
+    RemoteStatus.CANCELLED: OrderStatus.CANCELLED,
+    RemoteStatus.EXPIRED: OrderStatus.EXPIRED,
+}
+
+
+class OrderInactive(Exception):
+    """The order is no longer active; nothing was sent to the provider."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order: StoredOrder
+    messages: tuple[StoredMessage, ...]
+    capabilities: frozenset[Capability]
+
+
+class OrderService:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        orders: OrdersRepo,
+        messages: MessagesRepo,
+        converter: CurrencyConverter,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._providers = providers
+        self._orders = orders
+        self._messages = messages
+        self._converter = converter
+        self._clock = clock
+        self.guard: OnceGuard[None] = OnceGuard(remember=0)
+
+    async def get(self, order_id: int, user_id: int) -> StoredOrder | None:
+        """The order if it is ``user_id``'s own; None otherwise (missing or someone else's)."""
+        return await self._orders.get_for_user(order_id, user_id)
+
+    async def view(self, order: StoredOrder) -> OrderView:
+        provider = self._providers.get(order.provider)
+        caps = provider.capabilities if provider else frozenset()
+        messages = tuple(await self._messages.list_for_order(order.id))
+        return OrderView(order, messages, caps)
+
+    def to_display(self, money: Money | None) -> Money | None:
+        """A provider price in the display currency; None when it cannot be converted."""
+        if money is None:
+            return None
+        try:
+            return self._converter.to_display(money).quantize()
+        except MissingExchangeRate:
+            return None
+
+    def provider(self, order: StoredOrder) -> Provider:
+        provider = self._providers.get(order.provider)
+        if provider is None:
+            raise Unsupported(order.provider, "provider is not enabled any more")
+        return provider
+
+    async def refresh(self, order: StoredOrder) -> StoredOrder:
+        """Ask the provider for SMS and status now; store new messages and a final status."""
+        if not order.is_active:
+            return order
+        state = await self.provider(order).state(order.to_order())
+        await self.apply_state(order, state)
+        return await self._reload(order)
+
+    async def apply_state(self, order: StoredOrder, state: OrderState) -> list[StoredMessage]:
+        """Store what the provider reported; returns the messages that are new."""
+        now = self._clock.now()
+        new = await self._messages.add_new(order.id, list(state.messages), now)
+        if state.status.is_final:
+            await self._orders.set_status(order.id, _FINAL[state.status], state.status, now)
+        elif order.remote_status != state.status:
+            await self._orders.set_remote_status(order.id, state.status, now)
+        if state.expires_at and state.expires_at != order.expires_at:
+            await self._orders.update_expiry(order.id, state.expires_at, now=now)
+        return new
+
+    async def cancel(self, order: StoredOrder) -> StoredOrder:
+        return await self._final_action(order, "cancel", OrderStatus.CANCELLED)
+
+    async def finish(self, order: StoredOrder) -> StoredOrder:
+        return await self._final_action(order, "finish", OrderStatus.FINISHED)
+
+    async def ban(self, order: StoredOrder) -> StoredOrder:
+        return await self._final_action(order, "ban", OrderStatus.BANNED)
+
+    async def another_code(self, order: StoredOrder) -> None:
+        self._require_active(order)
+        async with self.guard.once((order.id, "order")):
+            await self.provider(order).another_code(order.to_order())
+
+    async def renewal_options(self, order: StoredOrder) -> list[RenewalOption]:
+        self._require_active(order)
+        return await self.provider(order).renewal_options(order.to_order())
+
+    async def renew(self, order: StoredOrder, duration_hours: int) -> tuple[StoredOrder, Renewal]:
+        self._require_active(order)
+        if order.kind is not OrderKind.RENTAL:
+            raise Unsupported(order.provider, "only rentals can be renewed")
+        async with self.guard.once((order.id, "order")):
+            renewal = await self.provider(order).renew(order.to_order(), duration_hours)
+            new_id = renewal.order_id if renewal.order_id != order.provider_order_id else None
+            await self._orders.update_expiry(
+                order.id, renewal.expires_at, now=self._clock.now(), provider_order_id=new_id
+            )
+        log.info("order %s renewed for %sh", order.id, duration_hours)
+        return await self._reload(order), renewal
+
+    async def _final_action(
+        self, order: StoredOrder, action: str, status: OrderStatus
+    ) -> StoredOrder:
+        self._require_active(order)
+        provider = self.provider(order)
+        async with self.guard.once((order.id, "order")):
+            call = {"cancel": provider.cancel, "finish": provider.finish, "ban": provider.ban}
+            await call[action](order.to_order())
+            await self._orders.set_status(order.id, status, None, self._clock.now())
+        log.info("order %s: %s confirmed by %s", order.id, action, provider.id)
+        return await self._reload(order)
+
+    def _require_active(self, order: StoredOrder) -> None:
+        if not order.is_active:
+            raise OrderInactive(order.status)
+
+    async def _reload(self, order: StoredOrder) -> StoredOrder:
+        fresh = await self._orders.get(order.id)
+        assert fresh is not None
+        return fresh

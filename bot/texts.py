@@ -1,0 +1,373 @@
+"""Every user-visible sentence, through gettext. Provider and user text is HTML-escaped here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+
+import phonenumbers
+from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+
+from bot.money import Money
+from bot.providers import identifiers
+from bot.providers.base import (
+    AccountRestricted,
+    BadCredentials,
+    CancelNotAllowed,
+    InsufficientBalance,
+    InvalidRequest,
+    NoNumbers,
+    OrderClosed,
+    OrderKind,
+    OrderNotFound,
+    PriceAboveLimit,
+    ProviderError,
+    PurchaseOutcomeUnknown,
+    Unsupported,
+)
+from bot.providers.registry import PROVIDER_TITLES
+from bot.services.offers import PricedOffer
+from storage.models import OrderStatus, StoredMessage, StoredOrder
+
+
+def locale() -> str:
+    return get_i18n().current_locale
+
+
+def title(provider: str) -> str:
+    return PROVIDER_TITLES.get(provider, provider)
+
+
+def money(value: Money | None) -> str:
+    if value is None:
+        return "—"
+    return str(format_currency(value.amount, value.currency, locale=locale()))
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return str(format_datetime(value, "d MMM y, HH:mm 'UTC'", tzinfo=None, locale=locale()))
+
+
+def phone(digits: str) -> str:
+    """International format (+1 415-555-2671) when phonenumbers knows it, else +digits."""
+    try:
+        parsed = phonenumbers.parse("+" + digits.lstrip("+"))
+    except phonenumbers.NumberParseException:
+        return "+" + digits
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def country(iso: str) -> str:
+    return f"{identifiers.flag(iso)} {identifiers.country_name(iso, locale())}".strip()
+
+
+def duration(hours: int) -> str:
+    if hours % 24 == 0:
+        days = hours // 24
+        return _("{n} day", "{n} days", days).format(n=days)
+    return _("{n} hour", "{n} hours", hours).format(n=hours)
+
+
+def kind(kind_: OrderKind, hours: int | None) -> str:
+    if kind_ is OrderKind.RENTAL:
+        return _("rental for {duration}").format(duration=duration(hours or 0))
+    return _("activation")
+
+
+# --- screens --------------------------------------------------------------------------------
+
+
+def welcome(name: str) -> str:
+    return _(
+        "Hi, {name}! Here you can get a virtual phone number to receive SMS codes: "
+        "a one-time activation or a rental for days.\n\nWhat would you like to do?"
+    ).format(name=escape(name))
+
+
+def help_text() -> str:
+    return _(
+        "<b>How it works</b>\n"
+        "1. Pick a service (Telegram, WhatsApp, Google…) and a country.\n"
+        "2. Compare the offers of every provider, cheapest first, and buy one.\n"
+        "3. Enter the number where you sign up. Codes appear on the number's card.\n\n"
+        "/buy — get a number\n/numbers — your numbers\n/language — change the language"
+    )
+
+
+def menu() -> str:
+    return _("What would you like to do?")
+
+
+def _page_line(page: int, pages: int) -> str:
+    if pages <= 1:
+        return ""
+    line = _("Page {page} of {pages}").format(page=page + 1, pages=pages)
+    return f"\n<i>{line}</i>"
+
+
+def choose_service(page: int, pages: int, query: str | None) -> str:
+    head = _("Choose a service, or type part of its name.")
+    if query:
+        head = _("Services matching “{query}”:").format(query=escape(query))
+    return head + _page_line(page, pages)
+
+
+def nothing_found(query: str) -> str:
+    return _("Nothing matches “{query}”. Try another spelling.").format(query=escape(query))
+
+
+def choose_country(service_name: str, page: int, pages: int, query: str | None) -> str:
+    head = _("<b>{service}</b>: choose a country, or type part of its name.").format(
+        service=escape(service_name)
+    )
+    if query:
+        head = _("<b>{service}</b>: countries matching “{query}”:").format(
+            service=escape(service_name), query=escape(query)
+        )
+    return head + _page_line(page, pages)
+
+
+def loading_offers(service_name: str, iso: str) -> str:
+    return _("⏳ Looking for offers for <b>{service}</b> in {country}…").format(
+        service=escape(service_name), country=country(iso)
+    )
+
+
+def offers(service_name: str, iso: str, count: int, failed: list[str]) -> str:
+    if count:
+        text = _(
+            "<b>{service}</b> in {country}: {n} offer.",
+            "<b>{service}</b> in {country}: {n} offers, cheapest first.",
+            count,
+        ).format(service=escape(service_name), country=country(iso), n=count)
+    else:
+        text = _("<b>{service}</b> in {country}: no numbers right now. Try later.").format(
+            service=escape(service_name), country=country(iso)
+        )
+    if failed:
+        names = ", ".join(title(p) for p in failed)
+        text += "\n\n" + _("Not answering now: {providers}.").format(providers=names)
+    return text
+
+
+def offer_button(priced: PricedOffer) -> str:
+    offer = priced.offer
+    stock = "" if offer.stock is None else " · " + _("{n} left").format(n=offer.stock)
+    return f"{money(priced.display_price)} · {title(offer.provider)} · " + (
+        f"{kind(offer.kind, offer.duration_hours)}{stock}"
+    )
+
+
+def confirm(service_name: str, iso: str, priced: PricedOffer, now: datetime) -> str:
+    offer = priced.offer
+    lines = [
+        _("<b>Confirm your purchase</b>"),
+        _("Service: {service}").format(service=escape(service_name)),
+        _("Country: {country}").format(country=country(iso)),
+        _("Provider: {provider}").format(provider=title(offer.provider)),
+        _("Type: {kind}").format(kind=kind(offer.kind, offer.duration_hours)),
+        _("Price: <b>{price}</b>").format(price=money(priced.display_price))
+        if offer.price.currency == priced.display_price.currency
+        else _("Price: <b>{price}</b> ({provider_price} at the provider)").format(
+            price=money(priced.display_price), provider_price=money(offer.price)
+        ),
+        "",
+    ]
+    if offer.kind is OrderKind.RENTAL:
+        lines.append(
+            _(
+                "The number is yours for {duration} (until {end}) and receives every SMS. "
+                "Cancelling with a refund is possible only shortly after purchase and before "
+                "any SMS arrives."
+            ).format(
+                duration=duration(offer.duration_hours or 0),
+                end=when(now + timedelta(hours=offer.duration_hours or 0)),
+            )
+        )
+    else:
+        lines.append(
+            _(
+                "The number receives codes for this service for a short time (usually 15–20 "
+                "minutes). If no code arrives, cancel it: activations without a code are not "
+                "charged by the provider."
+            )
+        )
+    return "\n".join(lines)
+
+
+_STATUS = {
+    OrderStatus.ACTIVE: "🟢",
+    OrderStatus.FINISHED: "✅",
+    OrderStatus.CANCELLED: "↩️",
+    OrderStatus.EXPIRED: "⌛",
+    OrderStatus.BANNED: "⛔",
+    OrderStatus.FAILED: "⚠️",
+}
+
+
+def status(value: OrderStatus) -> str:
+    names = {
+        OrderStatus.ACTIVE: _("active"),
+        OrderStatus.FINISHED: _("finished"),
+        OrderStatus.CANCELLED: _("cancelled"),
+        OrderStatus.EXPIRED: _("expired"),
+        OrderStatus.BANNED: _("reported and closed"),
+        OrderStatus.FAILED: _("failed"),
+    }
+    return f"{_STATUS[value]} {names[value]}"
+
+
+def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...]) -> str:
+    service_name = identifiers.service_name(order.service)
+    lines = [
+        f"📱 <code>{escape(phone(order.phone))}</code>",
+        f"{escape(service_name)} · {country(order.country)}",
+        f"{title(order.provider)} · {kind(order.kind, order.duration_hours)}",
+        _("Status: {status}").format(status=status(order.status)),
+    ]
+    if order.expires_at:
+        lines.append(_("Until: {when}").format(when=when(order.expires_at)))
+    if order.display_price:
+        lines.append(_("Price: {price}").format(price=money(order.display_price)))
+    lines.append("")
+    if messages:
+        lines.append(_("<b>Messages</b>"))
+        for message in messages[-5:]:
+            lines.append(sms_line(message))
+    elif order.is_active:
+        lines.append(_("Waiting for SMS… codes appear here."))
+    return "\n".join(lines)
+
+
+def sms_line(message: StoredMessage) -> str:
+    code = f"<code>{escape(message.code)}</code>" if message.code else ""
+    text = escape(message.text or "")
+    sender = f" ({escape(message.sender)})" if message.sender else ""
+    stamp = when(message.received_at or message.stored_at)
+    body = " — ".join(part for part in (code, text) if part)
+    return f"• {body}{sender}\n  <i>{stamp}</i>"
+
+
+def numbers_list(active: int, past_page: bool, empty: bool, *, shown: int) -> str:
+    if empty:
+        return _("You have no numbers yet. Buy one from the menu: /buy")
+    if past_page:
+        return _("<b>Your past numbers</b>") if shown else _("No past numbers yet.")
+    return _(
+        "<b>Your numbers</b> ({n} active). Tap one to open it.",
+        "<b>Your numbers</b> ({n} active). Tap one to open it.",
+        active,
+    ).format(n=active)
+
+
+def order_button(order: StoredOrder, last_code: str | None) -> str:
+    code = f" · {last_code}" if last_code else ""
+    return (
+        f"{_STATUS[order.status]} {phone(order.phone)} · "
+        f"{identifiers.service_name(order.service)}{code}"
+    )
+
+
+def renew_menu(order: StoredOrder) -> str:
+    return _("Renew {phone} for how long?").format(phone=escape(phone(order.phone)))
+
+
+def renewed(until: datetime | None) -> str:
+    return _("Renewed. The number is yours until {when}.").format(when=when(until))
+
+
+# --- short answers (callback alerts) ---------------------------------------------------------
+
+
+def in_progress() -> str:
+    return _("Already in progress, one moment…")
+
+
+def already_bought() -> str:
+    return _("Already bought: see your numbers.")
+
+
+def not_yours() -> str:
+    return _("This button is no longer valid.")
+
+
+def order_not_active() -> str:
+    return _("This number is no longer active.")
+
+
+def offer_gone(provider: str) -> str:
+    return _("That offer from {provider} is gone. Here are the current ones:").format(
+        provider=title(provider)
+    )
+
+
+def price_rose(provider: str, price: str) -> str:
+    return _("{provider} raised the price to {price}. Here are the current offers:").format(
+        provider=title(provider), price=price
+    )
+
+
+def cancelled() -> str:
+    return _("Cancelled.")
+
+
+def finished() -> str:
+    return _("Done. The number is closed.")
+
+
+def banned() -> str:
+    return _("Reported. The number is closed.")
+
+
+def another_code_requested() -> str:
+    return _("Asked for another code: it will appear here when it arrives.")
+
+
+def language_prompt() -> str:
+    return _("Choose your language:")
+
+
+def language_set() -> str:
+    return _("Language changed.")
+
+
+def unexpected_error() -> str:
+    return _("Something went wrong on our side. Please try again in a minute.")
+
+
+def provider_error(exc: ProviderError) -> str:
+    """What to tell the user, and what to do next, for a provider's typed error."""
+    name = title(exc.provider)
+    if isinstance(exc, PurchaseOutcomeUnknown):
+        return _(
+            "{provider} did not confirm the purchase in time. If a number was issued, it will "
+            "appear in your numbers shortly; please don't buy again right away."
+        ).format(provider=name)
+    if isinstance(exc, NoNumbers):
+        return _("{provider} has no numbers left for this. Pick another offer.").format(
+            provider=name
+        )
+    if isinstance(exc, InsufficientBalance | BadCredentials | AccountRestricted):
+        return _("{provider} can't sell this right now. Pick another offer or try later.").format(
+            provider=name
+        )
+    if isinstance(exc, PriceAboveLimit):
+        return _("{provider} raised the price. Pick an offer again.").format(provider=name)
+    if isinstance(exc, CancelNotAllowed):
+        return _(
+            "{provider} doesn't allow that now (too early, too late, or an SMS already came)."
+        ).format(provider=name)
+    if isinstance(exc, OrderClosed):
+        return _("This number is already closed at {provider}.").format(provider=name)
+    if isinstance(exc, OrderNotFound):
+        return _("{provider} no longer knows this number.").format(provider=name)
+    if isinstance(exc, InvalidRequest | Unsupported):
+        return _("{provider} doesn't support that for this number.").format(provider=name)
+    return _("{provider} is not answering. Try again in a minute or pick another offer.").format(
+        provider=name
+    )
