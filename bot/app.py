@@ -122,7 +122,7 @@ async def create_app(
 async def set_commands(bot: Bot, i18n: I18n) -> None:
     """The command menu, in each language we have."""
     for locale in i18n.available_locales:
-        with i18n.use_locale(locale):
+        with i18n.context(), i18n.use_locale(locale):
             commands = [
                 BotCommand(command="start", description=_("Main menu")),
                 BotCommand(command="buy", description=_("Get a number")),

@@ -40,7 +40,7 @@ from bot.services.purchase import (
 )
 
 log = logging.getLogger(__name__)
-MAX_MATCHES = 20
+MAX_MATCHES = keyboards.SERVICES_PER_PAGE  # one page: page buttons would drop the filter
 
 
 class BuyFlow(StatesGroup):

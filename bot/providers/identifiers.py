@@ -179,8 +179,14 @@ def find_services(query: str, codes: Mapping[str, str] | None = None) -> list[st
     names = codes if codes is not None else service_names()
     aliased = canonical_service(q)
     exact = [c for c in names if c == aliased or _fold(names[c]) == q]
+    # Typed names (``теле``, ``whats``) also match the start of a long enough alias.
+    by_alias = {
+        code
+        for alias, code in service_aliases().items()
+        if len(alias) >= 4 and _fold(alias).startswith(q)
+    }
     partial = sorted(
-        (c for c in names if c not in exact and q in _fold(names[c])),
+        (c for c in names if c not in exact and (q in _fold(names[c]) or c in by_alias)),
         key=lambda c: names[c].casefold(),
     )
     return exact + partial
