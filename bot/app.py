@@ -22,7 +22,7 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
 from bot.handlers import buy, errors, language, numbers, start
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import UserMiddleware
+from bot.middlewares import BuyersOnly, UserMiddleware
 from bot.money import CurrencyConverter
 from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
@@ -114,8 +114,13 @@ async def create_app(
     )
     dp.update.outer_middleware(UserMiddleware(users, clock))
     UserLocaleMiddleware(i18n).setup(dp)
-    for module in (start, language, buy, numbers, errors):
-        dp.include_router(module.setup())
+    buyers = BuyersOnly(settings.admin_ids)
+    routers = {module: module.setup() for module in (start, language, buy, numbers, errors)}
+    for spending in (routers[buy], routers[numbers]):
+        spending.message.middleware(buyers)
+        spending.callback_query.middleware(buyers)
+    for router in routers.values():
+        dp.include_router(router)
     return App(settings, db, http, providers, make_bot(settings, session), dp, i18n)
 
 
@@ -139,6 +144,8 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
 
 async def serve(settings: Settings) -> None:
     app = await create_app(settings)
+    if not settings.admin_ids:
+        log.warning("ADMIN_IDS is empty: nobody may get numbers until you add your user id")
     try:
         await set_commands(app.bot, app.i18n)
         await app.dp.start_polling(app.bot, handle_signals=True)

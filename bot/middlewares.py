@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
+from bot import texts
 from bot.clock import Clock
 from storage.users import UsersRepo
 
@@ -27,3 +28,24 @@ class UserMiddleware(BaseMiddleware):
             stored = await self._users.ensure(user.id, None, self._clock.now())
             data["user_language"] = stored.language
         return await handler(event, data)
+
+
+class BuyersOnly(BaseMiddleware):
+    """Spending the operator's balance is for ``buyers`` only: anyone else is refused politely
+    before the handler runs, so no provider is called on their behalf.
+
+    Until approvals and wallets exist, the buyers are the operators (``ADMIN_IDS``).
+    """
+
+    def __init__(self, buyers: frozenset[int]) -> None:
+        self._buyers = buyers
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and user.id in self._buyers:
+            return await handler(event, data)
+        if isinstance(event, CallbackQuery):
+            await event.answer(texts.private_bot(), show_alert=True)
+        elif isinstance(event, Message):
+            await event.answer(texts.private_bot())
+        return None

@@ -336,6 +336,13 @@ def language_set() -> str:
     return _("Language changed.")
 
 
+def private_bot() -> str:
+    return _(
+        "This bot is private: only its operators can get numbers here. "
+        "If you should have access, ask the bot's owner."
+    )
+
+
 def unexpected_error() -> str:
     return _("Something went wrong on our side. Please try again in a minute.")
 

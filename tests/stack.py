@@ -41,7 +41,13 @@ def stack_settings(
 ) -> Settings:
     """Settings for the emulators; nothing is read from the process environment or ``.env``."""
     values: dict[str, Any] = {name.lower(): value for name, value in suite.env(only).items()}
-    values.update(bot_token=TOKEN, database_path=database, provider_timeout=2.0)
+    # Test users (ids 1..99999) are operators, so they may buy, unless a test says otherwise.
+    values.update(
+        bot_token=TOKEN,
+        database_path=database,
+        provider_timeout=2.0,
+        admin_ids=frozenset(range(1, 100_000)),
+    )
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

@@ -209,3 +209,27 @@ async def test_one_provider_only(tmp_path: Path) -> None:
         await user.click(user.last_message(), "🇺🇸 United States")
         assert {b.split(" · ")[1] for b in offer_buttons(user)} == {"BEE-SMS"}
         assert stack.suite.getsms.requests == []
+
+
+async def test_strangers_are_refused_before_any_provider_call(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, admin_ids=frozenset({1001})) as stack:
+        stranger = stack.client(5005)
+        await stranger.send("/start")
+        answer = await stranger.click(stranger.last_message(), "📲 Buy a number")
+        assert answer is not None and answer.show_alert
+        assert (answer.text or "").startswith("This bot is private")
+        await stranger.send("/buy")
+        assert (stranger.last_message().text or "").startswith("This bot is private")
+        forged = [
+            "c1:tg:US",  # the country tap that fetches offers
+            "y2:tg:US:beesms:0123456789ab:99:USD",  # a Buy button
+            "x1:1:c",  # an order action
+        ]
+        for data in forged:
+            answer = await stranger.click_data(stranger.last_message(), data)
+            assert answer is not None and answer.show_alert, data
+        assert all(not server.requests for server in stack.suite.servers.values())
+
+        operator = stack.client(1001)
+        await operator.send("/buy")
+        assert "Telegram" in operator.buttons()
