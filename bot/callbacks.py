@@ -51,8 +51,11 @@ class OfferKey(CallbackData, prefix="o2"):
     currency: str
 
 
-class Confirm(OfferKey, prefix="y2"):
-    """The Buy button under the confirmation: the same offer, now at its confirmed price."""
+class Confirm(OfferKey, prefix="y3"):
+    """The Buy button under the confirmation: the same offer, now at its confirmed price.
+    ``nonce`` tells one confirmation from another shown later in the same message."""
+
+    nonce: str
 
 
 class OrderAction(enum.StrEnum):
@@ -63,6 +66,7 @@ class OrderAction(enum.StrEnum):
     FINISH = "d"
     BAN = "b"
     RENEW_MENU = "r"
+    AUTO_RENEW = "t"  # toggle
 
 
 class OrderCb(CallbackData, prefix="x1"):

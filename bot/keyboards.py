@@ -130,9 +130,9 @@ def offers(service: str, country: str, priced: Sequence[PricedOffer]) -> InlineK
     return kb.as_markup()
 
 
-def confirm(key: OfferKey) -> InlineKeyboardMarkup:
+def confirm(key: OfferKey, *, nonce: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=_("✅ Buy"), callback_data=Confirm(**key.model_dump()))
+    kb.button(text=_("✅ Buy"), callback_data=Confirm(**key.model_dump(), nonce=nonce))
     kb.button(
         text=_("« Back"), callback_data=PickCountry(service=key.service, country=key.country)
     )
@@ -140,7 +140,10 @@ def confirm(key: OfferKey) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def order_card(order: StoredOrder, caps: frozenset[Capability]) -> InlineKeyboardMarkup:
+def order_card(
+    order: StoredOrder, caps: frozenset[Capability], *, has_sms: bool
+) -> InlineKeyboardMarkup:
+    """The number's actions; "another code" only once a first SMS came."""
     kb = InlineKeyboardBuilder()
     kb.row(
         InlineKeyboardButton(
@@ -156,7 +159,7 @@ def order_card(order: StoredOrder, caps: frozenset[Capability]) -> InlineKeyboar
     if order.is_active:
         row: list[InlineKeyboardButton] = [action(_("🔄 Check SMS"), OrderAction.REFRESH)]
         if order.kind is OrderKind.ACTIVATION:
-            if Capability.ANOTHER_CODE in caps:
+            if Capability.ANOTHER_CODE in caps and has_sms:
                 row.append(action(_("➕ Another code"), OrderAction.ANOTHER))
             kb.row(*row)
             row = []
@@ -170,6 +173,9 @@ def order_card(order: StoredOrder, caps: frozenset[Capability]) -> InlineKeyboar
             if Capability.RENEW in caps:
                 row.append(action(_("⏩ Renew"), OrderAction.RENEW_MENU))
             kb.row(*row)
+            if Capability.RENEW in caps:
+                label = _("🔁 Auto-renew: on") if order.auto_renew else _("🔁 Auto-renew: off")
+                kb.row(action(label, OrderAction.AUTO_RENEW))
             row = []
             if Capability.FINISH in caps:
                 row.append(action(_("✅ Finish"), OrderAction.FINISH))
@@ -254,3 +260,58 @@ def languages(current: str) -> InlineKeyboardMarkup:
 
 def service_names(codes: Sequence[str], merged_name: dict[str, str]) -> dict[str, str]:
     return {code: identifiers.service_name(code, merged_name.get(code)) for code in codes}
+
+
+def _open_card(order: StoredOrder) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=_("📱 Open the number"),
+        callback_data=OrderCb(order_id=order.id, action=OrderAction.OPEN).pack(),
+    )
+
+
+def sms_push(
+    order: StoredOrder, code: str | None, caps: frozenset[Capability]
+) -> InlineKeyboardMarkup:
+    """Under a pushed SMS: copy the code; for activations, finish or ask for another code."""
+    kb = InlineKeyboardBuilder()
+    if code:
+        kb.row(
+            InlineKeyboardButton(
+                text=_("📋 Copy code {code}").format(code=code),
+                copy_text=CopyTextButton(text=code),
+            )
+        )
+    row: list[InlineKeyboardButton] = []
+    if order.is_active and order.kind is OrderKind.ACTIVATION:
+        for capability, text, what in (
+            (Capability.FINISH, _("✅ Finish"), OrderAction.FINISH),
+            (Capability.ANOTHER_CODE, _("➕ Another code"), OrderAction.ANOTHER),
+        ):
+            if capability in caps:
+                row.append(
+                    InlineKeyboardButton(
+                        text=text, callback_data=OrderCb(order_id=order.id, action=what).pack()
+                    )
+                )
+    kb.row(*row, _open_card(order)) if row else kb.row(_open_card(order))
+    return kb.as_markup()
+
+
+def reminder(
+    order: StoredOrder, options: Sequence[tuple[RenewalOption, Money | None]]
+) -> InlineKeyboardMarkup:
+    """Under a rental reminder: one Renew button per duration (with its price), and the card."""
+    kb = InlineKeyboardBuilder()
+    for option, shown in options:
+        price = f" · {texts.money(shown)}" if shown else ""
+        kb.row(
+            InlineKeyboardButton(
+                text=_("⏩ Renew for {duration}").format(
+                    duration=texts.duration(option.duration_hours)
+                )
+                + price,
+                callback_data=RenewCb(order_id=order.id, hours=option.duration_hours).pack(),
+            )
+        )
+    kb.row(_open_card(order))
+    return kb.as_markup()

@@ -281,6 +281,76 @@ def renewed(until: datetime | None) -> str:
     return _("Renewed. The number is yours until {when}.").format(when=when(until))
 
 
+# --- messages the bot sends on its own ------------------------------------------------------
+
+
+def _order_head(order: StoredOrder) -> str:
+    service = escape(identifiers.service_name(order.service))
+    return f"{service} · <code>{escape(phone(order.phone))}</code>"
+
+
+def sms_push(order: StoredOrder, message: StoredMessage) -> str:
+    """A new SMS: the code big, then the whole text, sender and time."""
+    lines = [f"📩 {_order_head(order)}"]
+    if message.code:
+        lines.append(_("Code: <code>{code}</code>").format(code=escape(message.code)))
+    if message.text:
+        lines.append(f"<blockquote>{escape(message.text)}</blockquote>")
+    meta = [escape(message.sender)] if message.sender else []
+    meta.append(when(message.received_at or message.stored_at))
+    lines.append(f"<i>{' · '.join(meta)}</i>")
+    return "\n".join(lines)
+
+
+def order_ended(order: StoredOrder, got_sms: bool) -> str:
+    head = _order_head(order)
+    if order.kind is OrderKind.ACTIVATION and not got_sms:
+        return _(
+            "⌛ {order}: no code arrived in time. The order is closed ({status}); "
+            "an activation without a code is not charged. Try another offer: /buy"
+        ).format(order=head, status=status(order.status))
+    if order.kind is OrderKind.RENTAL:
+        return _("⌛ {order}: the rental has ended ({status}).").format(
+            order=head, status=status(order.status)
+        )
+    return _("{order}: the order is closed ({status}).").format(
+        order=head, status=status(order.status)
+    )
+
+
+def rental_reminder(order: StoredOrder, left: str) -> str:
+    return _(
+        "⏰ {order}: the rental ends in {left} ({when}). Renew it to keep the number:"
+    ).format(order=_order_head(order), left=left, when=when(order.expires_at))
+
+
+def time_left(seconds: float) -> str:
+    hours = int(seconds // 3600)
+    if hours >= 24:
+        return duration(hours - hours % 24)
+    if hours >= 1:
+        return duration(hours)
+    minutes = max(1, int(seconds // 60))
+    return _("{n} minute", "{n} minutes", minutes).format(n=minutes)
+
+
+def auto_renewed(order: StoredOrder) -> str:
+    return _("🔁 {order}: renewed automatically until {when}.").format(
+        order=_order_head(order), when=when(order.expires_at)
+    )
+
+
+def auto_renew_failed(order: StoredOrder, reason: str) -> str:
+    return _(
+        "⚠️ {order}: automatic renewal failed: {reason} The rental ends {when}; "
+        "you can still renew it by hand."
+    ).format(order=_order_head(order), reason=reason, when=when(order.expires_at))
+
+
+def auto_renew_state(on: bool) -> str:
+    return _("Auto-renew is on.") if on else _("Auto-renew is off.")
+
+
 # --- short answers (callback alerts) ---------------------------------------------------------
 
 
@@ -345,6 +415,14 @@ def private_bot() -> str:
 
 def unexpected_error() -> str:
     return _("Something went wrong on our side. Please try again in a minute.")
+
+
+def action_unconfirmed(exc: ProviderError) -> str:
+    """A cancel, renewal or other action whose answer was lost: don't invite a repeat."""
+    return _(
+        "{provider} did not confirm this in time. Check the number's status in a minute "
+        "before trying again."
+    ).format(provider=title(exc.provider))
 
 
 def provider_error(exc: ProviderError) -> str:

@@ -354,7 +354,7 @@ async def test_state_waiting_then_code(provider: SmsBusProvider, emulator: SmsBu
     emulator.inject_code(order.order_id, "429916")
     first = await provider.state(order)
     second = await provider.state(order)
-    assert first.status is RemoteStatus.RECEIVED
+    assert first.status is RemoteStatus.FINISHED  # the request closes with its code
     assert len(first.messages) == 1
     sms = first.messages[0]
     assert (sms.code, sms.text) == ("429916", None)

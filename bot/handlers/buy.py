@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from decimal import Decimal, InvalidOperation
 
 from aiogram import F, Router
@@ -29,11 +30,10 @@ from bot.providers import identifiers
 from bot.providers.base import ProviderError
 from bot.services.catalog import CatalogService, MergedCatalog
 from bot.services.guard import AlreadyDone, InProgress
-from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
+from bot.services.offers import OfferService, OffersResult
 from bot.services.orders import OrderService
 from bot.services.purchase import (
-    OfferChoice,
-    OfferGone,
+    OfferRequest,
     PriceRose,
     PurchaseRefused,
     PurchaseService,
@@ -211,30 +211,20 @@ async def pick_country(
     await show(query, text, markup)
 
 
-def _find(result: OffersResult, key: OfferKey) -> PricedOffer | None:
-    """The offer the button names, among the offers on sale now."""
-    return next(
-        (
-            p
-            for p in result.offers
-            if p.offer.provider == key.provider and offer_token(p.offer) == key.token
-        ),
-        None,
-    )
-
-
-def _confirmed_price(key: OfferKey) -> Money | None:
-    """The price on the Buy button, or None if the callback data was tampered with."""
+def _request(key: OfferKey) -> OfferRequest | None:
+    """What the button names, or None if its data was tampered with."""
     try:
-        return Money(Decimal(key.price), key.currency)
+        price = Money(Decimal(key.price), key.currency)
     except (InvalidOperation, ValueError):
         return None
+    return OfferRequest(key.service, key.country, key.provider, key.token, price)
 
 
 async def pick_offer(query: CallbackQuery, callback_data: OfferKey, offers: OfferService) -> None:
     await answer(query)
     result = await offers.offers(callback_data.service, callback_data.country)
-    priced = _find(result, callback_data)
+    request = _request(callback_data)
+    priced = request.find(result) if request else None
     if priced is None:
         text, markup = _offers_screen(result, texts.offer_gone(callback_data.provider))
         await show(query, text, markup)
@@ -243,7 +233,7 @@ async def pick_offer(query: CallbackQuery, callback_data: OfferKey, offers: Offe
     await show(
         query,
         texts.confirm(identifiers.service_name(key.service), key.country, priced, offers.now()),
-        keyboards.confirm(key),
+        keyboards.confirm(key, nonce=secrets.token_hex(4)),
     )
 
 
@@ -254,50 +244,44 @@ async def confirm_buy(
     orders: OrderService,
     offers: OfferService,
 ) -> None:
-    price = _confirmed_price(callback_data)
+    request = _request(callback_data)
     message = query.message
-    if price is None or message is None:
+    if request is None or message is None:
         await answer(query, texts.not_yours(), alert=True)
         return
-    tap = (message.chat.id, message.message_id)
-    if purchases.guard.running(tap):
-        await answer(query, texts.in_progress())
-        return
-    await answer(query)
-    result = await offers.offers(callback_data.service, callback_data.country)
-    priced = _find(result, callback_data)
-    if priced is None:
-        text, markup = _offers_screen(result, texts.offer_gone(callback_data.provider))
-        await show(query, text, markup)
-        return
-    choice = OfferChoice.of(priced.offer, price)
+    tap = (message.chat.id, message.message_id, callback_data.nonce)
+    # The callback is answered when the purchase is over (the spinner shows it is running),
+    # so a repeated tap can still be told "in progress" or "already bought".
     try:
-        stored = await purchases.buy(query.from_user.id, choice, tap=tap)
+        stored = await purchases.buy(query.from_user.id, request, tap=tap)
     except InProgress:
+        await answer(query, texts.in_progress())
         return
     except AlreadyDone:
         await answer(query, texts.already_bought())
         return
     except PurchaseRefused as refused:
+        await answer(query)
         if isinstance(refused, PriceRose):
-            prefix = texts.price_rose(choice.provider, texts.money(refused.new_price))
+            prefix = texts.price_rose(request.provider, texts.money(refused.new_price))
         else:
-            assert isinstance(refused, OfferGone)
-            prefix = texts.offer_gone(choice.provider)
+            prefix = texts.offer_gone(request.provider)
         text, markup = _offers_screen(refused.remaining, prefix)
         await show(query, text, markup)
         return
     except ProviderError as exc:
+        await answer(query)
         log.warning("purchase failed: %s", exc)
-        result = await offers.offers(choice.service, choice.country, fresh=True)
+        result = await offers.offers(request.service, request.country, fresh=True)
         text, markup = _offers_screen(result, "⚠️ " + texts.provider_error(exc))
         await show(query, text, markup)
         return
+    await answer(query)
     view = await orders.view(stored)
     await show(
         query,
         texts.order_card(view.order, view.messages),
-        keyboards.order_card(view.order, view.capabilities),
+        keyboards.order_card(view.order, view.capabilities, has_sms=bool(view.messages)),
     )
 
 

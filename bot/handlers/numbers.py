@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction, OrderAction, OrderCb, OrdersPage, RenewCb
 from bot.handlers.common import answer, show
-from bot.providers.base import ProviderError
+from bot.providers.base import ProviderError, PurchaseOutcomeUnknown
 from bot.services.guard import InProgress
 from bot.services.orders import OrderInactive, OrderService
 from storage.messages import MessagesRepo
@@ -81,7 +81,7 @@ async def _card(query: CallbackQuery, orders: OrderService, order: StoredOrder) 
     await show(
         query,
         texts.order_card(view.order, view.messages),
-        keyboards.order_card(view.order, view.capabilities),
+        keyboards.order_card(view.order, view.capabilities, has_sms=bool(view.messages)),
     )
 
 
@@ -109,6 +109,9 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
         elif action is OrderAction.ANOTHER:
             await orders.another_code(order)
             await answer(query, texts.another_code_requested())
+        elif action is OrderAction.AUTO_RENEW:
+            order = await orders.set_auto_renew(order, not order.auto_renew)
+            await answer(query, texts.auto_renew_state(order.auto_renew))
         elif action is OrderAction.RENEW_MENU:
             options = await orders.renewal_options(order)
             await answer(query)
@@ -120,9 +123,13 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
         return
     except OrderInactive:
         await answer(query, texts.order_not_active(), alert=True)
+    except PurchaseOutcomeUnknown as exc:
+        log.warning("order %s %s unconfirmed: %s", order.id, action, exc)
+        await answer(query, texts.action_unconfirmed(exc), alert=True)
     except ProviderError as exc:
         log.warning("order %s %s failed: %s", order.id, action, exc)
         await answer(query, texts.provider_error(exc), alert=True)
+        order = await orders.get(order.id, query.from_user.id) or order  # what we learnt
     await _card(query, orders, order)
 
 
@@ -138,6 +145,9 @@ async def renew(query: CallbackQuery, callback_data: RenewCb, orders: OrderServi
         return
     except OrderInactive:
         await answer(query, texts.order_not_active(), alert=True)
+    except PurchaseOutcomeUnknown as exc:
+        log.warning("order %s renew unconfirmed: %s", order.id, exc)
+        await answer(query, texts.action_unconfirmed(exc), alert=True)
     except ProviderError as exc:
         log.warning("order %s renew failed: %s", order.id, exc)
         await answer(query, texts.provider_error(exc), alert=True)

@@ -221,7 +221,9 @@ class SmsBusProvider:
         code = result
         digest = hashlib.sha256(code.encode()).hexdigest()[:16]
         sms = Sms(id=f"code-{digest}", text=None, code=code)
-        return OrderState(RemoteStatus.RECEIVED, messages=(sms,))
+        # SMS-BUS closes the request with its code ("the request has already closed" for any
+        # later cancel); one more code means a new request (reuse), so the order is done.
+        return OrderState(RemoteStatus.FINISHED, messages=(sms,))
 
     # --- money-moving calls ---------------------------------------------------------------
 
@@ -273,6 +275,7 @@ class SmsBusProvider:
         )
 
     async def cancel(self, order: Order) -> None:
+        # 50103 (OrderClosed) once a code came or the request was released: state() tells which.
         await self._get("cancel", {"request_id": order.order_id}, _ignore, safe=False)
 
     # --- unsupported ----------------------------------------------------------------------

@@ -49,3 +49,6 @@ class OnceGuard(Generic[R]):
 
     def running(self, key: Hashable) -> bool:
         return key in self._running
+
+    def finished(self, key: Hashable) -> bool:
+        return key in self._done

@@ -15,9 +15,12 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.money import CurrencyConverter, MissingExchangeRate, Money
 from bot.providers.base import (
     Capability,
+    OrderClosed,
     OrderKind,
+    OrderNotFound,
     OrderState,
     Provider,
+    ProviderError,
     RemoteStatus,
     Renewal,
     RenewalOption,
@@ -46,6 +49,13 @@ class OrderView:
     order: StoredOrder
     messages: tuple[StoredMessage, ...]
     capabilities: frozenset[Capability]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedState:
+    order: StoredOrder  # as stored now
+    new: tuple[StoredMessage, ...]
+    closed: bool  # this call moved the order out of "active" (so it is announced once)
 
 
 class OrderService:
@@ -95,20 +105,22 @@ class OrderService:
         if not order.is_active:
             return order
         state = await self.provider(order).state(order.to_order())
-        await self.apply_state(order, state)
-        return await self._reload(order)
+        return (await self.apply_state(order, state)).order
 
-    async def apply_state(self, order: StoredOrder, state: OrderState) -> list[StoredMessage]:
-        """Store what the provider reported; returns the messages that are new."""
+    async def apply_state(self, order: StoredOrder, state: OrderState) -> AppliedState:
+        """Store what the provider reported: new messages, a final status, a new end date."""
         now = self._clock.now()
         new = await self._messages.add_new(order.id, list(state.messages), now)
+        closed = False
         if state.status.is_final:
-            await self._orders.set_status(order.id, _FINAL[state.status], state.status, now)
+            closed = await self._orders.set_status(
+                order.id, _FINAL[state.status], state.status, now
+            )
         elif order.remote_status != state.status:
             await self._orders.set_remote_status(order.id, state.status, now)
         if state.expires_at and state.expires_at != order.expires_at:
             await self._orders.update_expiry(order.id, state.expires_at, now=now)
-        return new
+        return AppliedState(await self._reload(order), tuple(new), closed)
 
     async def cancel(self, order: StoredOrder) -> StoredOrder:
         return await self._final_action(order, "cancel", OrderStatus.CANCELLED)
@@ -123,6 +135,17 @@ class OrderService:
         self._require_active(order)
         async with self.guard.once((order.id, "order")):
             await self.provider(order).another_code(order.to_order())
+
+    async def set_auto_renew(self, order: StoredOrder, on: bool) -> StoredOrder:
+        """Auto-renew on or off for an active rental that can be renewed."""
+        self._require_active(order)
+        if (
+            order.kind is not OrderKind.RENTAL
+            or Capability.RENEW not in self.provider(order).capabilities
+        ):
+            raise Unsupported(order.provider, "only renewable rentals renew automatically")
+        await self._orders.set_auto_renew(order.id, on, self._clock.now())
+        return await self._reload(order)
 
     async def renewal_options(self, order: StoredOrder) -> list[RenewalOption]:
         self._require_active(order)
@@ -148,10 +171,24 @@ class OrderService:
         provider = self.provider(order)
         async with self.guard.once((order.id, "order")):
             call = {"cancel": provider.cancel, "finish": provider.finish, "ban": provider.ban}
-            await call[action](order.to_order())
+            try:
+                await call[action](order.to_order())
+            except (OrderClosed, OrderNotFound):
+                await self._settle(provider, order)
+                raise
             await self._orders.set_status(order.id, status, None, self._clock.now())
         log.info("order %s: %s confirmed by %s", order.id, action, provider.id)
         return await self._reload(order)
+
+    async def _settle(self, provider: Provider, order: StoredOrder) -> None:
+        """The provider refused an action as the order is closed: store what it reports now, so
+        the card stops offering actions on a number that is gone."""
+        try:
+            state = await provider.state(order.to_order())
+        except ProviderError as exc:
+            log.warning("order %s: state unknown after a refused action: %s", order.id, exc)
+            return
+        await self.apply_state(order, state)
 
     def _require_active(self, order: StoredOrder) -> None:
         if not order.is_active:

@@ -7,9 +7,13 @@ API takes a ceiling (BEE-SMS ``max_amount``), the confirmed price is that ceilin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.money import CurrencyConverter, Money
@@ -23,7 +27,7 @@ from bot.providers.base import (
     RemoteStatus,
 )
 from bot.services.guard import OnceGuard
-from bot.services.offers import OfferService, OffersResult
+from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
 from storage.models import StoredOrder
 from storage.orders import OrdersRepo
 
@@ -63,6 +67,28 @@ class OfferChoice:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OfferRequest:
+    """What a Buy button names: an offer (by token) of one provider, at the price shown."""
+
+    service: str
+    country: str
+    provider: str
+    token: str
+    price: Money  # in the provider's currency
+
+    def find(self, result: OffersResult) -> PricedOffer | None:
+        """The named offer among those on sale now."""
+        return next(
+            (
+                p
+                for p in result.offers
+                if p.offer.provider == self.provider and offer_token(p.offer) == self.token
+            ),
+            None,
+        )
+
+
 class PurchaseRefused(Exception):
     """Nothing was bought; ``remaining`` lists what is on offer now."""
 
@@ -97,15 +123,21 @@ class PurchaseService:
         self._converter = converter
         self._clock = clock
         self.guard: OnceGuard[int] = OnceGuard()
+        self._serial: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def buy(self, user_id: int, choice: OfferChoice, *, tap: Hashable) -> StoredOrder:
-        """Buy once per ``tap`` (the confirmation message): repeats raise InProgress/AlreadyDone.
+    async def buy(self, user_id: int, request: OfferRequest, *, tap: Hashable) -> StoredOrder:
+        """Buy once per ``tap`` (one Buy button): repeats raise InProgress/AlreadyDone.
 
+        The guard is taken before the first ``await``, so of two quick taps exactly one buys.
         Provider errors propagate as typed ProviderErrors. On PurchaseOutcomeUnknown the
-        provider's order list is checked once; a found order is stored before re-raising.
+        provider's order list is checked once; a found order is stored instead of raising.
         """
         async with self.guard.once(tap):
-            stored = await self._buy(user_id, choice)
+            result = await self._offers.offers(request.service, request.country)
+            priced = request.find(result)
+            if priced is None:
+                raise OfferGone(result)
+            stored = await self._buy(user_id, OfferChoice.of(priced.offer, request.price))
             self.guard.done(tap, stored.id)
             return stored
 
@@ -126,16 +158,23 @@ class PurchaseService:
         if current.price.amount > choice.price.amount:
             raise PriceRose(await self._remaining(choice), current.price)
         ceiling = choice.price if Capability.MAX_PRICE in provider.capabilities else None
-        known = await self._known_remote_ids(provider)
-        try:
-            order = await provider.buy(current, max_price=ceiling)
-        except PurchaseOutcomeUnknown:
-            found = await self._reconcile(user_id, provider, choice, known)
-            if found is not None:
-                return found
-            raise
-        finally:
-            self._offers.invalidate(choice.service, choice.country)
+        # Where a lost answer is reconciled from the provider's order list, this bot's
+        # purchases at that provider go one at a time, so a new order in the list is ours.
+        serial = (
+            self._serial[provider.id] if Capability.LIST_ORDERS in provider.capabilities else None
+        )
+        async with serial or contextlib.nullcontext():
+            known = await self._known_remote_ids(provider)
+            asked_at = self._clock.now()
+            try:
+                order = await provider.buy(current, max_price=ceiling)
+            except PurchaseOutcomeUnknown:
+                found = await self._reconcile(user_id, provider, choice, known, asked_at)
+                if found is not None:
+                    return found
+                raise
+            finally:
+                self._offers.invalidate(choice.service, choice.country)
         price = order.price or current.price
         stored = await self._orders.create(
             user_id, order, self._converter.to_display(price).quantize(), self._clock.now()
@@ -164,8 +203,10 @@ class PurchaseService:
         provider: Provider,
         choice: OfferChoice,
         known: frozenset[str] | None,
+        asked_at: datetime,
     ) -> StoredOrder | None:
-        """After a lost answer: exactly one new active order of that kind is ours."""
+        """After a lost answer: exactly one new active order of that kind, service and country,
+        and not stored already (another user's purchase that completed meanwhile), is ours."""
         if known is None:
             log.error("%s purchase outcome unknown for user %s", provider.id, user_id)
             return None
@@ -180,6 +221,9 @@ class PurchaseService:
             if o.order_id not in known
             and o.kind == choice.kind
             and o.status not in (RemoteStatus.CANCELLED, RemoteStatus.EXPIRED)
+            and o.service in (None, choice.service)
+            and o.country in (None, choice.country)
+            and await self._orders.get_by_provider(provider.id, o.order_id) is None
         ]
         if len(new) != 1:
             log.error(
@@ -190,6 +234,11 @@ class PurchaseService:
             )
             return None
         found = new[0]
+        expires_at = found.expires_at
+        if expires_at is None and choice.duration_hours:
+            # The list does not tell the end: the rental began after we asked, so this is the
+            # earliest it can end (never promise more time than there is).
+            expires_at = asked_at + timedelta(hours=choice.duration_hours)
         order = Order(
             provider=provider.id,
             order_id=found.order_id,
@@ -198,7 +247,7 @@ class PurchaseService:
             service=found.service or choice.service,
             country=found.country or choice.country,
             price=choice.price,
-            expires_at=found.expires_at,
+            expires_at=expires_at,
             duration_hours=choice.duration_hours,
         )
         log.warning("%s purchase answer lost; found order %s", provider.id, found.order_id)
