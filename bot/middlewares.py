@@ -26,6 +26,8 @@ class UserMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
             stored = await self._users.ensure(user.id, None, self._clock.now())
+            if user.language_code and stored.telegram_language != user.language_code:
+                await self._users.set_telegram_language(user.id, user.language_code)
             data["user_language"] = stored.language
         return await handler(event, data)
 

@@ -99,7 +99,15 @@ CREATE TABLE reminders (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", V1_INITIAL),)
+V2_TELEGRAM_LANGUAGE = """
+-- The language Telegram reports for the user, for messages the bot sends on its own.
+ALTER TABLE users ADD COLUMN telegram_language TEXT;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", V1_INITIAL),
+    Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
+)
 
 
 def split_statements(script: str) -> list[str]:

@@ -28,6 +28,7 @@ class User:
     language: str | None
     first_seen: datetime
     blocked_bot: bool = False
+    telegram_language: str | None = None  # what Telegram last said; ``language`` is a choice
 
 
 @dataclass(frozen=True, slots=True)

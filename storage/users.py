@@ -16,6 +16,7 @@ def _user(row: sqlite3.Row) -> User:
         language=row["language"],
         first_seen=decode_time(row["first_seen"]),
         blocked_bot=bool(row["blocked_bot"]),
+        telegram_language=row["telegram_language"],
     )
 
 
@@ -39,6 +40,16 @@ class UsersRepo:
         if row is None:
             raise StorageError(f"user {user_id} vanished right after being written")
         return _user(row)
+
+    async def set_telegram_language(self, user_id: int, language: str | None) -> bool:
+        """Remember the language Telegram reports (changed only when it differs)."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET telegram_language = ? "
+                "WHERE id = ? AND telegram_language IS NOT ?",
+                (language, user_id, language),
+            )
+        return changed == 1
 
     async def get(self, user_id: int) -> User | None:
         row = await self._db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
