@@ -28,12 +28,16 @@ from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
 from bot.providers.registry import build_providers, enabled_provider_ids
 from bot.services.catalog import CatalogService
+from bot.services.delivery import Watcher, WatchSettings
+from bot.services.notifier import Notifier
 from bot.services.offers import OfferService
 from bot.services.orders import OrderService
 from bot.services.purchase import PurchaseService
+from bot.webhook import start_webhook, webhook_url
 from storage.db import Database
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
+from storage.reminders import RemindersRepo
 from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ class App:
     bot: Bot
     dp: Dispatcher
     i18n: I18n
+    watcher: Watcher
 
     async def close(self) -> None:
         await self.bot.session.close()
@@ -96,7 +101,15 @@ async def create_app(
     check_startable(settings)
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient()
-    providers = dict(build_providers(settings, http, clock=clock, retry=retry, sleep=sleep))
+    secret = settings.webhook_secret()
+    hook = (
+        webhook_url(settings.webhook_base_url, secret)
+        if settings.webhook_base_url and secret
+        else None
+    )
+    providers = dict(
+        build_providers(settings, http, clock=clock, retry=retry, sleep=sleep, webhook_url=hook)
+    )
     converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
     users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
     offers = OfferService(providers, converter, clock=clock)
@@ -121,7 +134,27 @@ async def create_app(
         spending.callback_query.middleware(buyers)
     for router in routers.values():
         dp.include_router(router)
-    return App(settings, db, http, providers, make_bot(settings, session), dp, i18n)
+    bot = make_bot(settings, session)
+    watcher = Watcher(
+        providers,
+        dp["orders"],
+        order_repo,
+        messages_repo,
+        RemindersRepo(db),
+        users,
+        Notifier(bot, users, sleep=sleep or asyncio.sleep),
+        i18n,
+        clock=clock,
+        sleep=sleep or asyncio.sleep,
+        settings=WatchSettings(
+            interval=settings.poll_interval,
+            concurrency=settings.poll_concurrency,
+            rate=settings.poll_rate,
+            reminders=settings.rental_reminders,
+            auto_renew_before=settings.auto_renew_before,
+        ),
+    )
+    return App(settings, db, http, providers, bot, dp, i18n, watcher)
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:
@@ -146,10 +179,21 @@ async def serve(settings: Settings) -> None:
     app = await create_app(settings)
     if not settings.admin_ids:
         log.warning("ADMIN_IDS is empty: nobody may get numbers until you add your user id")
+    watching = asyncio.create_task(app.watcher.run(), name="watcher")
+    webhook = None
     try:
+        secret = settings.webhook_secret()
+        if settings.webhook_base_url and secret:
+            webhook = await start_webhook(
+                app.watcher, secret, settings.webhook_host, settings.webhook_port
+            )
         await set_commands(app.bot, app.i18n)
         await app.dp.start_polling(app.bot, handle_signals=True)
     finally:
+        app.watcher.stop()
+        await watching
+        if webhook is not None:
+            await webhook.cleanup()
         await app.close()
 
 

@@ -6,7 +6,10 @@ turns a validation failure into one clear line per bad value, without echoing an
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +19,18 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``2d`` -> timedelta (positive)."""
+    match = _DURATION_RE.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"bad duration {text.strip()!r}: a number with s, m, h or d, e.g. 24h")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
 class SettingsError(Exception):
@@ -52,6 +67,19 @@ class Settings(BaseSettings):
     # HTTP behaviour towards providers
     provider_timeout: float = Field(default=15.0, gt=0, le=120)
     provider_retries: int = Field(default=3, ge=1, le=10)
+
+    # Background delivery of SMS, reminders and renewals
+    poll_interval: float = Field(default=5.0, gt=0, le=300)
+    poll_concurrency: int = Field(default=8, ge=1, le=100)
+    poll_rate: float = Field(default=5.0, gt=0, le=1000)
+    rental_reminders: Annotated[tuple[timedelta, ...], NoDecode] = (
+        timedelta(hours=24),
+        timedelta(hours=1),
+    )
+    auto_renew_before: Annotated[timedelta, NoDecode] = timedelta(minutes=30)
+    webhook_base_url: str | None = None
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook server must be reachable
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
 
     @field_validator("bot_token", mode="after")
     @classmethod
@@ -111,7 +139,26 @@ class Settings(BaseSettings):
             rates[code] = rate
         return rates
 
+    @field_validator("rental_reminders", mode="before")
+    @classmethod
+    def _parse_leads(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        leads = {parse_duration(part) for part in value.split(",") if part.strip()}
+        return tuple(sorted(leads, reverse=True))
+
+    @field_validator("auto_renew_before", mode="before")
+    @classmethod
+    def _parse_lead(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("webhook_base_url", mode="before")
+    @classmethod
+    def _blank_url_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
+        "webhook_base_url",
         "telegram_api_url",
         "getsms_base_url",
         "smsbus_base_url",
@@ -124,6 +171,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL, e.g. https://example.com")
         return value.rstrip("/") if value else value
 
+    def webhook_secret(self) -> str | None:
+        """The secret part of the webhook path, derived from the bot token (stable)."""
+        if self.bot_token is None:
+            return None
+        key = self.bot_token.get_secret_value().encode()
+        return hmac.new(key, b"smsonline-webhook", hashlib.sha256).hexdigest()[:32]
+
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for log redaction."""
         fields = (
@@ -133,7 +187,9 @@ class Settings(BaseSettings):
             self.beesms_token,
             self.smsonline_api_key,
         )
-        return tuple(s.get_secret_value() for s in fields if s is not None)
+        values = [s.get_secret_value() for s in fields if s is not None]
+        webhook = self.webhook_secret()
+        return tuple(values + ([webhook] if webhook else []))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,11 +56,14 @@ def stack_settings(
 class Stack:
     """Emulators + the app + a fake Bot API; ``client()`` makes a Telegram user."""
 
-    def __init__(self, suite: EmulatorSuite, app: App, api: FakeBotApi) -> None:
+    def __init__(
+        self, suite: EmulatorSuite, app: App, api: FakeBotApi, slept: list[float]
+    ) -> None:
         self.suite = suite
         self.app = app
         self.api = api
         self.clock: FakeClock = suite.clock
+        self.slept = slept  # every wait the bot asked for (retries, RetryAfter), not waited
 
     def client(
         self, user_id: int = 1001, *, language_code: str | None = "en", **kwargs: Any
@@ -76,6 +80,12 @@ async def running_stack(
     suite = EmulatorSuite()
     await suite.start()
     api = FakeBotApi(clock=suite.clock)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
     try:
         settings = stack_settings(suite, tmp_path / "bot.sqlite3", only, **overrides)
         app = await create_app(
@@ -83,9 +93,10 @@ async def running_stack(
             session=api,
             clock=suite.clock,
             retry=RetryPolicy(attempts=2, initial_delay=0.001, max_delay=0.01),
+            sleep=sleep,
         )
         try:
-            yield Stack(suite, app, api)
+            yield Stack(suite, app, api, slept)
         finally:
             await app.close()
     finally:

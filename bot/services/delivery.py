@@ -1,0 +1,342 @@
+"""The background watcher: every active order polled, every new SMS pushed once, rentals kept.
+
+One round (:meth:`Watcher.tick`) polls each provider's active orders (bounded concurrency and
+rate per provider; a provider that is down is skipped with growing pauses until it answers),
+stores new SMS, pushes every undelivered SMS, then looks after rentals: reminders before the
+end, auto-renewal, and the notice when an order ends. :meth:`Watcher.run` repeats rounds every
+``POLL_INTERVAL``. Tests call ``tick`` directly with a fake clock.
+
+Exactly once: an SMS is stored (unique per order and provider SMS id) before it is pushed and
+marked delivered right after Telegram accepted it, so a restart neither loses nor repeats one.
+The only gap is a crash between Telegram's answer and that one UPDATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiogram.utils.i18n import I18n
+from aiolimiter import AsyncLimiter
+
+from bot import keyboards, texts
+from bot.clock import Clock
+from bot.i18n import pick_locale
+from bot.providers.base import (
+    Capability,
+    OrderKind,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    Sms,
+)
+from bot.services.guard import InProgress
+from bot.services.notifier import Notifier
+from bot.services.orders import OrderInactive, OrderService
+from storage.messages import MessagesRepo
+from storage.models import OrderStatus, StoredMessage, StoredOrder
+from storage.orders import OrdersRepo
+from storage.reminders import RemindersRepo
+from storage.users import UsersRepo
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[Any]]
+AUTO_RENEW_MARK = -1  # a "reminder" lead that records an auto-renew attempt for this expiry
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    interval: float = 5.0
+    concurrency: int = 8
+    rate: float = 5.0  # requests per second per provider
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
+    auto_renew_before: timedelta = timedelta(minutes=30)
+    grace: timedelta = timedelta(minutes=5)  # past the end, before the bot closes it itself
+
+
+@dataclass
+class _ProviderPace:
+    semaphore: asyncio.Semaphore
+    limiter: AsyncLimiter
+    failures: int = 0
+    resume_at: datetime | None = None
+
+
+@dataclass
+class TickReport:
+    polled: int = 0
+    failed: int = 0
+    skipped_providers: list[str] = field(default_factory=list)
+    delivered: int = 0
+    ended: int = 0
+
+
+class Watcher:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        orders: OrderService,
+        order_repo: OrdersRepo,
+        messages: MessagesRepo,
+        reminders: RemindersRepo,
+        users: UsersRepo,
+        notifier: Notifier,
+        i18n: I18n,
+        *,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+        settings: WatchSettings = WatchSettings(),
+    ) -> None:
+        self._providers = providers
+        self._orders = orders
+        self._repo = order_repo
+        self._messages = messages
+        self._reminders = reminders
+        self._users = users
+        self._notifier = notifier
+        self._i18n = i18n
+        self._clock = clock
+        self._sleep = sleep
+        self.settings = settings
+        self._pace = {
+            pid: _ProviderPace(
+                asyncio.Semaphore(settings.concurrency), AsyncLimiter(settings.rate, 1)
+            )
+            for pid in providers
+        }
+        self._delivering = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Rounds every ``interval`` seconds until :meth:`stop`; a failing round is logged."""
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("watch round failed; the next one runs as usual")
+            sleeping = asyncio.ensure_future(self._sleep(self.settings.interval))
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeping, stopping):
+                task.cancel()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def tick(self) -> TickReport:
+        report = TickReport()
+        by_provider: dict[str, list[StoredOrder]] = defaultdict(list)
+        for order in await self._repo.list_active():
+            by_provider[order.provider].append(order)
+        await asyncio.gather(
+            *(self._poll_provider(pid, orders, report) for pid, orders in by_provider.items())
+        )
+        report.delivered = await self.deliver_pending()
+        await self._look_after_rentals(report)
+        return report
+
+    # --- polling -----------------------------------------------------------------------------
+
+    async def _poll_provider(
+        self, pid: str, orders: list[StoredOrder], report: TickReport
+    ) -> None:
+        pace = self._pace.get(pid)
+        if pace is None:  # the provider is not enabled any more: nothing to ask
+            return
+        now = self._clock.now()
+        if pace.resume_at is not None and now < pace.resume_at:
+            report.skipped_providers.append(pid)
+            return
+        results = await asyncio.gather(*(self._poll(pace, order, report) for order in orders))
+        if results and not any(results):
+            pace.failures += 1
+            pause = min(timedelta(seconds=self.settings.interval * 2**pace.failures), MAX_BACKOFF)
+            pace.resume_at = now + pause
+            log.warning("%s is not answering; next try in %ss", pid, pause.total_seconds())
+        else:
+            if pace.failures:
+                log.info("%s answers again", pid)
+            pace.failures, pace.resume_at = 0, None
+
+    async def _poll(self, pace: _ProviderPace, order: StoredOrder, report: TickReport) -> bool:
+        """Poll one order; False only when the provider did not answer."""
+        provider = self._providers[order.provider]
+        try:
+            async with pace.semaphore, pace.limiter:
+                state = await provider.state(order.to_order())
+        except ProviderUnavailable as exc:
+            report.failed += 1
+            log.debug("order %s: %s", order.id, exc)
+            return False
+        except ProviderError as exc:
+            report.failed += 1
+            log.warning("order %s: %s", order.id, exc)
+            return True
+        report.polled += 1
+        applied = await self._orders.apply_state(order, state)
+        if applied.closed:
+            report.ended += 1
+            await self._announce_end(applied.order)
+        return True
+
+    async def receive(self, provider: str, provider_order_id: str, sms: Sms) -> bool:
+        """An SMS a provider pushed (webhook): store it and push it now. False if unknown."""
+        order = await self._repo.get_by_provider(provider, provider_order_id)
+        if order is None:
+            return False
+        if await self._messages.add_new(order.id, [sms], self._clock.now()):
+            await self.deliver_pending()
+        return True
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    async def deliver_pending(self) -> int:
+        """Push every stored, undelivered SMS (oldest first). One delivery at a time."""
+        sent = 0
+        async with self._delivering:
+            orders: dict[int, StoredOrder | None] = {}
+            for message in await self._messages.undelivered():
+                if message.order_id not in orders:
+                    orders[message.order_id] = await self._repo.get(message.order_id)
+                order = orders[message.order_id]
+                if order is None:
+                    continue
+                if await self._push(order, message):
+                    await self._messages.mark_delivered(message.id, self._clock.now())
+                    sent += 1
+        return sent
+
+    async def _push(self, order: StoredOrder, message: StoredMessage) -> bool:
+        provider = self._providers.get(order.provider)
+        caps = provider.capabilities if provider else frozenset[Capability]()
+        with self._user_locale(await self._locale(order.user_id)):
+            text = texts.sms_push(order, message)
+            markup = keyboards.sms_push(order, message.code, caps)
+        return await self._notifier.send(order.user_id, text, markup)
+
+    # --- rentals and endings -----------------------------------------------------------------
+
+    async def _look_after_rentals(self, report: TickReport) -> None:
+        now = self._clock.now()
+        for order in await self._repo.list_active():
+            if order.expires_at is None:
+                continue
+            left = order.expires_at - now
+            if left <= -self.settings.grace:
+                if await self._close_overdue(order):
+                    report.ended += 1
+                continue
+            if order.kind is not OrderKind.RENTAL or left <= timedelta():
+                continue
+            if order.auto_renew and left <= self.settings.auto_renew_before:
+                await self._auto_renew(order)
+                continue
+            await self._remind(order, left)
+
+    async def _remind(self, order: StoredOrder, left: timedelta) -> None:
+        # A lead as long as the rental itself would remind right after the purchase.
+        length = timedelta(hours=order.duration_hours) if order.duration_hours else None
+        due = [
+            lead
+            for lead in self.settings.reminders
+            if left <= lead and (length is None or lead < length)
+        ]
+        if not due:
+            return
+        keys = [int(lead.total_seconds()) for lead in due]
+        if all([await self._reminders.was_sent(order.id, key) for key in keys]):
+            return
+        # Only the nearest reminder is sent; ones missed while the bot was down are skipped.
+        options = await self._renewal_options(order)
+        with self._user_locale(await self._locale(order.user_id)):
+            text = texts.rental_reminder(order, texts.time_left(left.total_seconds()))
+            markup = keyboards.reminder(order, options)
+        if await self._notifier.send(order.user_id, text, markup):
+            for key in keys:
+                await self._reminders.mark_sent(order.id, key, self._clock.now())
+
+    async def _renewal_options(self, order: StoredOrder) -> list[tuple[Any, Any]]:
+        try:
+            options = await self._orders.renewal_options(order)
+        except (ProviderError, OrderInactive) as exc:
+            log.info("order %s: no renewal options (%s)", order.id, exc)
+            return []
+        return [(option, self._orders.to_display(option.price)) for option in options]
+
+    async def _auto_renew(self, order: StoredOrder) -> None:
+        if not await self._reminders.mark_sent(order.id, AUTO_RENEW_MARK, self._clock.now()):
+            return  # tried already for this end date (a renewal clears the mark)
+        hours = order.duration_hours or 24
+        locale = await self._locale(order.user_id)
+        try:
+            renewed, _ = await self._orders.renew(order, hours)
+        except InProgress:
+            return
+        except (ProviderError, OrderInactive) as exc:
+            log.warning("order %s: auto-renew failed: %s", order.id, exc)
+            with self._user_locale(locale):
+                reason = (
+                    texts.provider_error(exc)
+                    if isinstance(exc, ProviderError)
+                    else texts.order_not_active()
+                )
+                text = texts.auto_renew_failed(order, reason)
+            await self._notifier.send(order.user_id, text)
+            return
+        with self._user_locale(locale):
+            text = texts.auto_renewed(renewed)
+        await self._notifier.send(order.user_id, text)
+
+    async def _close_overdue(self, order: StoredOrder) -> bool:
+        """Past the end (and the grace) while the provider still calls it open.
+
+        An activation without SMS is cancelled at the provider (which refunds it); the order is
+        closed here only once the provider confirmed. A rental simply ended.
+        """
+        got_sms = bool(await self._messages.list_for_order(order.id))
+        if order.kind is OrderKind.ACTIVATION and not got_sms:
+            try:
+                closed = await self._orders.cancel(order)
+            except (ProviderError, InProgress, OrderInactive) as exc:
+                log.info("order %s is overdue; cancel not possible yet (%s)", order.id, exc)
+                return False
+        else:
+            status = OrderStatus.FINISHED if got_sms else OrderStatus.EXPIRED
+            if not await self._repo.set_status(order.id, status, None, self._clock.now()):
+                return False
+            reloaded = await self._repo.get(order.id)
+            assert reloaded is not None
+            closed = reloaded
+        await self._announce_end(closed)
+        return True
+
+    async def _announce_end(self, order: StoredOrder) -> None:
+        got_sms = bool(await self._messages.list_for_order(order.id))
+        if order.kind is OrderKind.ACTIVATION and got_sms and order.status is OrderStatus.FINISHED:
+            return  # the code was pushed; "finished" is no news
+        with self._user_locale(await self._locale(order.user_id)):
+            text = texts.order_ended(order, got_sms)
+        await self._notifier.send(order.user_id, text)
+
+    # --- language ----------------------------------------------------------------------------
+
+    async def _locale(self, user_id: int) -> str:
+        user = await self._users.get(user_id)
+        if user is None:
+            return self._i18n.default_locale
+        return pick_locale(user.language, user.telegram_language, self._i18n.available_locales)
+
+    @contextmanager
+    def _user_locale(self, locale: str) -> Iterator[None]:
+        with self._i18n.context(), self._i18n.use_locale(locale):
+            yield
