@@ -31,9 +31,9 @@ doctor: $(STAMP)
 
 # Re-extract user-visible text and merge it into every language's catalog (then translate).
 i18n: $(STAMP)
-	$(BIN)/pybabel extract --no-default-keywords -k '_:1,2,3t' -k '_:1,1t' -k __ \
+	$(BIN)/pybabel extract --no-default-keywords -k '_:1,2,3t' -k '_:1,2,4t' -k '_:1,1t' -k __ \
 		--no-location --omit-header -o bot/locales/messages.pot bot
-	$(BIN)/pybabel update --no-fuzzy-matching -i bot/locales/messages.pot -d bot/locales -D messages
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i bot/locales/messages.pot -d bot/locales -D messages
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
