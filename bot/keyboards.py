@@ -196,14 +196,24 @@ def renew_options(
 ) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for option, shown in options:
-        price = f" · {texts.money(shown)}" if shown else ""
-        kb.button(
-            text=f"{texts.duration(option.duration_hours)}{price}",
-            callback_data=RenewCb(order_id=order.id, hours=option.duration_hours),
+        kb.row(_renew_button(order, option, shown, texts.duration(option.duration_hours)))
+    kb.row(
+        InlineKeyboardButton(
+            text=_("« Back"),
+            callback_data=OrderCb(order_id=order.id, action=OrderAction.OPEN).pack(),
         )
-    kb.button(text=_("« Back"), callback_data=OrderCb(order_id=order.id, action=OrderAction.OPEN))
-    kb.adjust(1)
+    )
     return kb.as_markup()
+
+
+def _renew_button(
+    order: StoredOrder, option: RenewalOption, shown: Money | None, label: str
+) -> InlineKeyboardButton:
+    price = f" · {texts.money(shown)}" if shown else ""
+    return InlineKeyboardButton(
+        text=f"{label}{price}",
+        callback_data=RenewCb(order_id=order.id, hours=option.duration_hours).pack(),
+    )
 
 
 def numbers(
@@ -303,15 +313,7 @@ def reminder(
     """Under a rental reminder: one Renew button per duration (with its price), and the card."""
     kb = InlineKeyboardBuilder()
     for option, shown in options:
-        price = f" · {texts.money(shown)}" if shown else ""
-        kb.row(
-            InlineKeyboardButton(
-                text=_("⏩ Renew for {duration}").format(
-                    duration=texts.duration(option.duration_hours)
-                )
-                + price,
-                callback_data=RenewCb(order_id=order.id, hours=option.duration_hours).pack(),
-            )
-        )
+        label = _("⏩ Renew for {duration}").format(duration=texts.duration(option.duration_hours))
+        kb.row(_renew_button(order, option, shown, label))
     kb.row(_open_card(order))
     return kb.as_markup()

@@ -27,8 +27,9 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
     return env
 
 
-async def run_bot(tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
+async def spawn_bot(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``python -m bot`` in ``tmp_path`` (no stray .env), output and errors in one pipe."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -37,6 +38,10 @@ async def run_bot(tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+async def run_bot(tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
+    process = await spawn_bot(tmp_path, env)
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, output.decode()
@@ -70,15 +75,7 @@ async def test_the_bot_polls_the_configured_bot_api_and_answers(tmp_path: Path) 
     api = FakeBotServer()
     await api.start()
     env = clean_env(tmp_path, BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api.base_url, **suite.env())
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await spawn_bot(tmp_path, env)
     try:
         commands = await api.wait_for("setMyCommands")
         assert [c["command"] for c in commands.params["commands"]] == [

@@ -126,35 +126,20 @@ async def _country_screen(
     )
 
 
-async def pick_service(
-    query: CallbackQuery,
-    callback_data: PickService,
-    state: FSMContext,
-    catalog: CatalogService,
-    i18n: I18n,
-) -> None:
-    await answer(query)
-    merged = await catalog.get()
-    await state.set_state(BuyFlow.country)
-    await state.update_data(service=callback_data.service)
-    text, markup = await _country_screen(merged, callback_data.service, 0, i18n.current_locale)
-    await show(query, text, markup)
-
-
 async def country_page(
     query: CallbackQuery,
-    callback_data: CountryPage,
+    callback_data: CountryPage | PickService,
     state: FSMContext,
     catalog: CatalogService,
     i18n: I18n,
 ) -> None:
+    """A page of countries (the first one when a service was just picked)."""
     await answer(query)
     merged = await catalog.get()
     await state.set_state(BuyFlow.country)
     await state.update_data(service=callback_data.service)
-    text, markup = await _country_screen(
-        merged, callback_data.service, callback_data.page, i18n.current_locale
-    )
+    page = callback_data.page if isinstance(callback_data, CountryPage) else 0
+    text, markup = await _country_screen(merged, callback_data.service, page, i18n.current_locale)
     await show(query, text, markup)
 
 
@@ -291,7 +276,7 @@ def setup() -> Router:
     router.callback_query.register(buy_button, Menu.filter(F.action == MenuAction.BUY))
     router.callback_query.register(service_page_button, ServicePage.filter())
     router.message.register(filter_services, BuyFlow.service, F.text, ~F.text.startswith("/"))
-    router.callback_query.register(pick_service, PickService.filter())
+    router.callback_query.register(country_page, PickService.filter())
     router.callback_query.register(country_page, CountryPage.filter())
     router.message.register(filter_countries, BuyFlow.country, F.text, ~F.text.startswith("/"))
     router.callback_query.register(pick_country, PickCountry.filter())

@@ -85,6 +85,23 @@ async def _card(query: CallbackQuery, orders: OrderService, order: StoredOrder) 
     )
 
 
+async def _explain(query: CallbackQuery, exc: Exception, what: str) -> bool:
+    """Tell why an action did not happen; False when the card need not be shown again."""
+    if isinstance(exc, InProgress):
+        await answer(query, texts.in_progress())
+        return False
+    if isinstance(exc, OrderInactive):
+        text = texts.order_not_active()
+    elif isinstance(exc, PurchaseOutcomeUnknown):  # the answer to cancel or renew was lost
+        text = texts.action_unconfirmed(exc)
+    else:
+        assert isinstance(exc, ProviderError)
+        text = texts.provider_error(exc)
+    log.warning("%s failed: %s", what, exc)
+    await answer(query, text, alert=True)
+    return True
+
+
 async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: OrderService) -> None:
     order = await orders.get(callback_data.order_id, query.from_user.id)
     if order is None:  # someone else's, or forged
@@ -118,17 +135,9 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
             priced = [(o, orders.to_display(o.price)) for o in options]
             await show(query, texts.renew_menu(order), keyboards.renew_options(order, priced))
             return
-    except InProgress:
-        await answer(query, texts.in_progress())
-        return
-    except OrderInactive:
-        await answer(query, texts.order_not_active(), alert=True)
-    except PurchaseOutcomeUnknown as exc:
-        log.warning("order %s %s unconfirmed: %s", order.id, action, exc)
-        await answer(query, texts.action_unconfirmed(exc), alert=True)
-    except ProviderError as exc:
-        log.warning("order %s %s failed: %s", order.id, action, exc)
-        await answer(query, texts.provider_error(exc), alert=True)
+    except (InProgress, OrderInactive, ProviderError) as exc:
+        if not await _explain(query, exc, f"order {order.id} {action}"):
+            return
         order = await orders.get(order.id, query.from_user.id) or order  # what we learnt
     await _card(query, orders, order)
 
@@ -140,17 +149,10 @@ async def renew(query: CallbackQuery, callback_data: RenewCb, orders: OrderServi
         return
     try:
         order, renewal = await orders.renew(order, callback_data.hours)
-    except InProgress:
-        await answer(query, texts.in_progress())
-        return
-    except OrderInactive:
-        await answer(query, texts.order_not_active(), alert=True)
-    except PurchaseOutcomeUnknown as exc:
-        log.warning("order %s renew unconfirmed: %s", order.id, exc)
-        await answer(query, texts.action_unconfirmed(exc), alert=True)
-    except ProviderError as exc:
-        log.warning("order %s renew failed: %s", order.id, exc)
-        await answer(query, texts.provider_error(exc), alert=True)
+    except (InProgress, OrderInactive, ProviderError) as exc:
+        if not await _explain(query, exc, f"order {order.id} renew"):
+            return
+        order = await orders.get(order.id, query.from_user.id) or order
     else:
         await answer(query, texts.renewed(renewal.expires_at or order.expires_at))
     await _card(query, orders, order)
