@@ -104,9 +104,60 @@ V2_TELEGRAM_LANGUAGE = """
 ALTER TABLE users ADD COLUMN telegram_language TEXT;
 """
 
+V3_WALLETS_AND_ACCESS = """
+-- User wallets: an append-only ledger; a balance is the sum of its rows' amounts.
+-- amount is the signed effect on the available balance (Decimal text): topup +, hold -,
+-- capture 0 (the hold already took the money), release +, refund +, adjust + or -.
+CREATE TABLE ledger (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    kind       TEXT NOT NULL
+               CHECK (kind IN ('topup', 'hold', 'capture', 'release', 'refund', 'adjust')),
+    amount     TEXT NOT NULL,
+    currency   TEXT NOT NULL,
+    hold_id    INTEGER REFERENCES ledger (id),   -- capture/release: the hold they settle
+    order_id   INTEGER REFERENCES orders (id),   -- capture/refund: the order paid for
+    ref        TEXT,                             -- idempotency key (Stars: the charge id)
+    actor      INTEGER,                          -- adjust: the admin who made it
+    reason     TEXT,
+    created_at TEXT NOT NULL,
+    CHECK ((hold_id IS NOT NULL) = (kind IN ('capture', 'release'))),
+    CHECK (order_id IS NOT NULL OR kind NOT IN ('capture', 'refund')),
+    CHECK (ref IS NOT NULL OR kind <> 'topup'),
+    CHECK (actor IS NOT NULL OR kind <> 'adjust'),
+    CHECK (CASE kind
+        WHEN 'hold' THEN CAST(amount AS REAL) < 0
+        WHEN 'capture' THEN CAST(amount AS REAL) = 0
+        WHEN 'adjust' THEN CAST(amount AS REAL) <> 0
+        ELSE CAST(amount AS REAL) > 0
+    END)
+);
+
+CREATE INDEX ledger_by_user ON ledger (user_id, currency, id);
+CREATE INDEX ledger_by_order ON ledger (order_id) WHERE order_id IS NOT NULL;
+-- Duplicates made impossible by the database itself:
+CREATE UNIQUE INDEX ledger_one_settlement_per_hold ON ledger (hold_id)
+    WHERE kind IN ('capture', 'release');
+CREATE UNIQUE INDEX ledger_one_refund_per_order ON ledger (order_id) WHERE kind = 'refund';
+CREATE UNIQUE INDEX ledger_unique_ref ON ledger (ref) WHERE ref IS NOT NULL;
+
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN
+    SELECT RAISE(ABORT, 'ledger is append-only');
+END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN
+    SELECT RAISE(ABORT, 'ledger is append-only');
+END;
+
+-- Access control: whether a user may use the bot, and whether an admin blocked them.
+ALTER TABLE users ADD COLUMN access TEXT NOT NULL DEFAULT 'none'
+    CHECK (access IN ('none', 'requested', 'approved', 'denied'));
+ALTER TABLE users ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1));
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
+    Migration(3, "wallets and access", V3_WALLETS_AND_ACCESS),
 )
 
 
