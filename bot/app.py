@@ -20,21 +20,27 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
+from bot.handlers import access as access_handlers
 from bot.handlers import buy, errors, language, numbers, start
+from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import BuyersOnly, UserMiddleware
+from bot.middlewares import BuyersOnly, RefuseBlocked, UserMiddleware
 from bot.money import CurrencyConverter
 from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
 from bot.providers.registry import build_providers, enabled_provider_ids
+from bot.services.access import AccessService
 from bot.services.catalog import CatalogService
 from bot.services.delivery import Watcher, WatchSettings
 from bot.services.notifier import Notifier
 from bot.services.offers import OfferService
 from bot.services.orders import OrderService
+from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
+from bot.services.wallet import WalletService
 from bot.webhook import start_webhook, webhook_url
 from storage.db import Database
+from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
 from storage.reminders import RemindersRepo
@@ -112,7 +118,13 @@ async def create_app(
     )
     converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
     users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
-    offers = OfferService(providers, converter, clock=clock)
+    pricing = Pricing(converter, settings.price_markup_percent)
+    offers = OfferService(providers, converter, clock=clock, user_price=pricing.user_price)
+    wallet = WalletService(LedgerRepo(db), settings.display_currency, clock)
+
+    def pays(user_id: int) -> bool:
+        return settings.wallets_on and user_id not in settings.admin_ids
+
     i18n = create_i18n()
     dp = Dispatcher(
         settings=settings,
@@ -122,13 +134,24 @@ async def create_app(
         messages_repo=messages_repo,
         catalog=CatalogService(providers, clock=clock),
         offers=offers,
-        purchases=PurchaseService(providers, offers, order_repo, converter, clock=clock),
-        orders=OrderService(providers, order_repo, messages_repo, converter, clock=clock),
+        purchases=PurchaseService(
+            providers, offers, order_repo, pricing, clock=clock, wallet=wallet, pays=pays
+        ),
+        orders=OrderService(
+            providers, order_repo, messages_repo, pricing, clock=clock, wallet=wallet, pays=pays
+        ),
+        wallet=wallet,
     )
     dp.update.outer_middleware(UserMiddleware(users, clock))
     UserLocaleMiddleware(i18n).setup(dp)
-    buyers = BuyersOnly(settings.admin_ids)
-    routers = {module: module.setup() for module in (start, language, buy, numbers, errors)}
+    access = AccessService(users, settings.admin_ids, settings.access_mode)
+    dp["access"] = access
+    refuse_blocked = RefuseBlocked(access)
+    dp.message.outer_middleware(refuse_blocked)
+    dp.callback_query.outer_middleware(refuse_blocked)
+    buyers = BuyersOnly(access)
+    modules = (start, language, access_handlers, wallet_handlers, buy, numbers, errors)
+    routers = {module: module.setup() for module in modules}
     for spending in (routers[buy], routers[numbers]):
         spending.message.middleware(buyers)
         spending.callback_query.middleware(buyers)

@@ -84,5 +84,22 @@ class OrdersPage(CallbackData, prefix="l1"):
     past: bool
 
 
+class AskAccess(CallbackData, prefix="aa1"):
+    """A user asks the admins for access (private mode)."""
+
+
+class DecideAccess(CallbackData, prefix="ad1"):
+    """An admin approves or denies a user's request."""
+
+    user_id: int
+    approve: bool
+
+
+class TopUp(CallbackData, prefix="tu1"):
+    """Top up the wallet by ``amount`` (display currency, as text; 0 = show the choices)."""
+
+    amount: str
+
+
 class SetLanguage(CallbackData, prefix="lg1"):
     code: str

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.services.access import AccessMode
+
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
@@ -45,6 +47,10 @@ class Settings(BaseSettings):
     telegram_api_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
+    access_mode: AccessMode = AccessMode.PRIVATE
+    wallet_in_private_mode: bool = False
+    price_markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    stars_per_unit: Decimal = Field(default=Decimal(80), gt=0, le=100_000)
     # Storage
     database_path: Path = Path("data/bot.sqlite3")
 
@@ -170,6 +176,11 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL, e.g. https://example.com")
         return value.rstrip("/") if value else value
+
+    @property
+    def wallets_on(self) -> bool:
+        """Whether users pay from their wallets (public mode, or private mode if asked)."""
+        return self.access_mode is AccessMode.PUBLIC or self.wallet_in_private_mode
 
     def webhook_secret(self) -> str | None:
         """The secret part of the webhook path, derived from the bot token (stable)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
@@ -11,8 +12,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
 from bot.callbacks import (
+    AskAccess,
     Confirm,
     CountryPage,
+    DecideAccess,
     Menu,
     MenuAction,
     OfferKey,
@@ -24,6 +27,7 @@ from bot.callbacks import (
     RenewCb,
     ServicePage,
     SetLanguage,
+    TopUp,
 )
 from bot.i18n import LANGUAGE_NAMES
 from bot.money import Money
@@ -316,4 +320,40 @@ def reminder(
         label = _("⏩ Renew for {duration}").format(duration=texts.duration(option.duration_hours))
         kb.row(_renew_button(order, option, shown, label))
     kb.row(_open_card(order))
+    return kb.as_markup()
+
+
+def ask_access() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("🙋 Ask for access"), callback_data=AskAccess())
+    kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def decide_access(user_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("✅ Approve"), callback_data=DecideAccess(user_id=user_id, approve=True))
+    kb.button(text=_("🚫 Deny"), callback_data=DecideAccess(user_id=user_id, approve=False))
+    return kb.as_markup()
+
+
+TOP_UP_AMOUNTS = ("1", "5", "10", "25")
+
+
+def top_up(currency: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for amount in TOP_UP_AMOUNTS:
+        kb.button(
+            text=f"⭐ {texts.money(Money(Decimal(amount), currency))}",
+            callback_data=TopUp(amount=amount),
+        )
+    kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))
+    kb.adjust(len(TOP_UP_AMOUNTS), 1)
+    return kb.as_markup()
+
+
+def need_top_up() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("⭐ Top up"), callback_data=TopUp(amount="0"))
     return kb.as_markup()

@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 
-from bot import texts
+from bot import keyboards, texts
 from bot.clock import Clock
+from bot.handlers.common import answer, show
+from bot.services.access import AccessService
 from storage.users import UsersRepo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -29,25 +31,46 @@ class UserMiddleware(BaseMiddleware):
             if user.language_code and stored.telegram_language != user.language_code:
                 await self._users.set_telegram_language(user.id, user.language_code)
             data["user_language"] = stored.language
+            data["stored_user"] = stored
         return await handler(event, data)
 
 
-class BuyersOnly(BaseMiddleware):
-    """Spending the operator's balance is for ``buyers`` only: anyone else is refused politely
-    before the handler runs, so no provider is called on their behalf.
+class RefuseBlocked(BaseMiddleware):
+    """A user an admin blocked is refused everywhere (after the i18n middleware)."""
 
-    Until approvals and wallets exist, the buyers are the operators (``ADMIN_IDS``).
+    def __init__(self, access: AccessService) -> None:
+        self._access = access
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not self._access.is_blocked(data.get("stored_user")):
+            return await handler(event, data)
+        await _refuse(event, texts.blocked())
+        return None
+
+
+class BuyersOnly(BaseMiddleware):
+    """Spending the operator's balance is for those who may buy: anyone else is refused politely
+    before the handler runs, so no provider is called on their behalf. In private mode the
+    refusal offers to ask the admins for access.
     """
 
-    def __init__(self, buyers: frozenset[int]) -> None:
-        self._buyers = buyers
+    def __init__(self, access: AccessService) -> None:
+        self._access = access
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is not None and user.id in self._buyers:
+        if user is not None and self._access.may_buy(data.get("stored_user"), user.id):
             return await handler(event, data)
-        if isinstance(event, CallbackQuery):
-            await event.answer(texts.private_bot(), show_alert=True)
-        elif isinstance(event, Message):
-            await event.answer(texts.private_bot())
+        await _refuse(event, texts.private_bot(), keyboards.ask_access())
         return None
+
+
+async def _refuse(
+    event: TelegramObject, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    if isinstance(event, CallbackQuery):
+        await answer(event, text, alert=True)
+        if markup is not None:
+            await show(event, text, markup)
+    elif isinstance(event, Message):
+        await event.answer(text, reply_markup=markup)

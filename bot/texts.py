@@ -408,9 +408,103 @@ def language_set() -> str:
 
 def private_bot() -> str:
     return _(
-        "This bot is private: only its operators can get numbers here. "
-        "If you should have access, ask the bot's owner."
+        "This bot is private: only people its owner approved can get numbers here. "
+        "You can ask for access."
     )
+
+
+def not_enough_balance(price: Money, balance: Money, missing: Money) -> str:
+    return _(
+        "Not enough money in your wallet: this costs {price}, you have {balance}. "
+        "Top up at least {missing}."
+    ).format(price=money(price), balance=money(balance), missing=money(missing))
+
+
+def wallet(balance: Money) -> str:
+    return _("<b>Your wallet</b>: {balance}\nTop up with Telegram Stars:").format(
+        balance=money(balance)
+    )
+
+
+def invoice_title(amount: Money) -> str:
+    return _("Wallet top-up: {amount}").format(amount=money(amount))
+
+
+def invoice_description(amount: Money, stars: int) -> str:
+    return _("{amount} for numbers in this bot, paid with {stars} Stars.").format(
+        amount=money(amount), stars=stars
+    )
+
+
+def invoice_outdated() -> str:
+    return _("This invoice is out of date. Please open the wallet and top up again.")
+
+
+def topped_up(amount: Money, balance: Money) -> str:
+    return _("✅ {amount} added. Your balance: {balance}").format(
+        amount=money(amount), balance=money(balance)
+    )
+
+
+def credited(user_id: int, amount: Money, balance: Money) -> str:
+    return _("User {id}: {amount}; balance now {balance}.").format(
+        id=user_id, amount=money(amount), balance=money(balance)
+    )
+
+
+def credit_usage() -> str:
+    return _("Usage: /credit USER_ID AMOUNT [reason] or /debit USER_ID AMOUNT [reason]")
+
+
+def debit_refused(user_id: int, balance: Money) -> str:
+    return _("Not taken: user {id} has only {balance}.").format(id=user_id, balance=money(balance))
+
+
+def blocked() -> str:
+    return _("Sorry, this bot is not available to you.")
+
+
+def access_sent() -> str:
+    return _("Your request was sent. You'll get a message when it is answered.")
+
+
+def access_pending() -> str:
+    return _("Your request is waiting for an answer.")
+
+
+def access_denied() -> str:
+    return _("Sorry, the owner declined your request.")
+
+
+def access_granted() -> str:
+    return _("✅ You can get numbers now: /buy")
+
+
+def access_request_for_admin(name: str, username: str | None, user_id: int) -> str:
+    handle = f" @{escape(username)}" if username else ""
+    return _("🙋 {name}{handle} (id <code>{id}</code>) asks for access.").format(
+        name=escape(name), handle=handle, id=user_id
+    )
+
+
+def access_decided(user_id: int, approved: bool) -> str:
+    if approved:
+        return _("Approved user {id}.").format(id=user_id)
+    return _("Denied user {id}.").format(id=user_id)
+
+
+def admins_only() -> str:
+    return _("This command is for the bot's admins.")
+
+
+def user_blocked(user_id: int, blocked: bool) -> str:
+    if blocked:
+        return _("User {id} is blocked.").format(id=user_id)
+    return _("User {id} is unblocked.").format(id=user_id)
+
+
+def unknown_user(text: str) -> str:
+    return _("No such user: {text}. Use the numeric Telegram id.").format(text=escape(text))
 
 
 def unexpected_error() -> str:

@@ -22,6 +22,13 @@ class OrderStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class Access(enum.StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: int  # Telegram user id
@@ -29,6 +36,8 @@ class User:
     first_seen: datetime
     blocked_bot: bool = False
     telegram_language: str | None = None  # what Telegram last said; ``language`` is a choice
+    access: Access = Access.NONE  # private mode: may this user buy?
+    blocked: bool = False  # blocked by an admin: refused everywhere
 
 
 @dataclass(frozen=True, slots=True)

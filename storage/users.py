@@ -7,7 +7,7 @@ from datetime import datetime
 
 from storage.codec import decode_time, encode_time
 from storage.db import Database, StorageError
-from storage.models import User
+from storage.models import Access, User
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -17,6 +17,8 @@ def _user(row: sqlite3.Row) -> User:
         first_seen=decode_time(row["first_seen"]),
         blocked_bot=bool(row["blocked_bot"]),
         telegram_language=row["telegram_language"],
+        access=Access(row["access"]),
+        blocked=bool(row["blocked"]),
     )
 
 
@@ -48,6 +50,27 @@ class UsersRepo:
                 "UPDATE users SET telegram_language = ? "
                 "WHERE id = ? AND telegram_language IS NOT ?",
                 (language, user_id, language),
+            )
+        return changed == 1
+
+    async def set_access(
+        self, user_id: int, access: Access, *, only_from: tuple[Access, ...] | None = None
+    ) -> bool:
+        """Change the user's access; with ``only_from``, only from one of those states."""
+        allowed = [a.value for a in only_from] if only_from else [a.value for a in Access]
+        marks = ", ".join("?" * len(allowed))
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                f"UPDATE users SET access = ? WHERE id = ? AND access IN ({marks})",  # noqa: S608
+                (access.value, user_id, *allowed),
+            )
+        return changed == 1
+
+    async def set_blocked(self, user_id: int, blocked: bool) -> bool:
+        """An admin blocks (or unblocks) a user; False if the user is unknown."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET blocked = ? WHERE id = ?", (int(blocked), user_id)
             )
         return changed == 1
 

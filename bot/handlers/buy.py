@@ -38,6 +38,7 @@ from bot.services.purchase import (
     PurchaseRefused,
     PurchaseService,
 )
+from bot.services.wallet import NotEnoughBalance
 
 log = logging.getLogger(__name__)
 MAX_MATCHES = keyboards.SERVICES_PER_PAGE  # one page: page buttons would drop the filter
@@ -244,6 +245,11 @@ async def confirm_buy(
         return
     except AlreadyDone:
         await answer(query, texts.already_bought())
+        return
+    except NotEnoughBalance as short:
+        await answer(query)
+        text = texts.not_enough_balance(short.price, short.balance, short.missing)
+        await show(query, text, keyboards.need_top_up())
         return
     except PurchaseRefused as refused:
         await answer(query)

@@ -15,6 +15,7 @@ from bot.handlers.common import answer, show
 from bot.providers.base import ProviderError, PurchaseOutcomeUnknown
 from bot.services.guard import InProgress
 from bot.services.orders import OrderInactive, OrderService
+from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo
 from storage.models import StoredOrder
 from storage.orders import OrdersRepo
@@ -92,6 +93,8 @@ async def _explain(query: CallbackQuery, exc: Exception, what: str) -> bool:
         return False
     if isinstance(exc, OrderInactive):
         text = texts.order_not_active()
+    elif isinstance(exc, NotEnoughBalance):
+        text = texts.not_enough_balance(exc.price, exc.balance, exc.missing)
     elif isinstance(exc, PurchaseOutcomeUnknown):  # the answer to cancel or renew was lost
         text = texts.action_unconfirmed(exc)
     else:
@@ -135,7 +138,7 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
             priced = [(o, orders.to_display(o.price)) for o in options]
             await show(query, texts.renew_menu(order), keyboards.renew_options(order, priced))
             return
-    except (InProgress, OrderInactive, ProviderError) as exc:
+    except (InProgress, OrderInactive, ProviderError, NotEnoughBalance) as exc:
         if not await _explain(query, exc, f"order {order.id} {action}"):
             return
         order = await orders.get(order.id, query.from_user.id) or order  # what we learnt
@@ -149,7 +152,7 @@ async def renew(query: CallbackQuery, callback_data: RenewCb, orders: OrderServi
         return
     try:
         order, renewal = await orders.renew(order, callback_data.hours)
-    except (InProgress, OrderInactive, ProviderError) as exc:
+    except (InProgress, OrderInactive, ProviderError, NotEnoughBalance) as exc:
         if not await _explain(query, exc, f"order {order.id} renew"):
             return
         order = await orders.get(order.id, query.from_user.id) or order

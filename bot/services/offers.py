@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -68,10 +68,14 @@ class OfferService:
         clock: Clock = SYSTEM_CLOCK,
         cache_seconds: float = 30.0,
         failed_cache_seconds: float = 5.0,
+        user_price: Callable[[Money], Money] | None = None,
     ) -> None:
+        """``user_price`` turns a provider price into what users pay (the bot's markup);
+        without it, offers carry the exact display-currency price (the operator CLI)."""
         self._providers = providers
         self._converter = converter
         self._clock = clock
+        self._user_price = user_price
         self._ttl = timedelta(seconds=cache_seconds)
         # A result with a failed provider is kept briefly, so one 5xx doesn't hide it for long.
         self._failed_ttl = timedelta(seconds=min(cache_seconds, failed_cache_seconds))
@@ -98,6 +102,11 @@ class OfferService:
         self._cache[key] = result
         return result
 
+    def _display(self, price: Money) -> Money:
+        if self._user_price is not None:
+            return self._user_price(price)
+        return self._converter.to_display(price).quantize(4)
+
     def now(self) -> datetime:
         return self._clock.now()
 
@@ -121,7 +130,7 @@ class OfferService:
                 raise answer  # a bug, not a provider failure: let it surface
             try:
                 priced.extend(
-                    PricedOffer(o, self._converter.to_display(o.price).quantize(4))
+                    PricedOffer(o, self._display(o.price))
                     for o in answer
                     if o.stock != 0  # out of stock is not an offer; None means "not told"
                 )

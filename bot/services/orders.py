@@ -8,11 +8,11 @@ provider, and records the outcome in one transaction. Ownership is checked by th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.clock import SYSTEM_CLOCK, Clock
-from bot.money import CurrencyConverter, MissingExchangeRate, Money
+from bot.money import MissingExchangeRate, Money
 from bot.providers.base import (
     Capability,
     OrderClosed,
@@ -27,6 +27,8 @@ from bot.providers.base import (
     Unsupported,
 )
 from bot.services.guard import OnceGuard
+from bot.services.pricing import Pricing
+from bot.services.wallet import Hold, NotEnoughBalance, WalletService
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -64,14 +66,19 @@ class OrderService:
         providers: Mapping[str, Provider],
         orders: OrdersRepo,
         messages: MessagesRepo,
-        converter: CurrencyConverter,
+        pricing: Pricing,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        wallet: WalletService | None = None,
+        pays: Callable[[int], bool] = lambda _user_id: False,
     ) -> None:
+        """With a ``wallet``, renewals are paid from it and confirmed cancels refunded."""
         self._providers = providers
         self._orders = orders
         self._messages = messages
-        self._converter = converter
+        self._pricing = pricing
+        self._wallet = wallet
+        self._pays = pays
         self._clock = clock
         self.guard: OnceGuard[None] = OnceGuard(remember=0)
 
@@ -90,7 +97,7 @@ class OrderService:
         if money is None:
             return None
         try:
-            return self._converter.to_display(money).quantize()
+            return self._pricing.user_price(money)
         except MissingExchangeRate:
             return None
 
@@ -120,7 +127,15 @@ class OrderService:
             await self._orders.set_remote_status(order.id, state.status, now)
         if state.expires_at and state.expires_at != order.expires_at:
             await self._orders.update_expiry(order.id, state.expires_at, now=now)
-        return AppliedState(await self._reload(order), tuple(new), closed)
+        stored = await self._reload(order)
+        if (
+            closed
+            and stored.kind is OrderKind.ACTIVATION
+            and stored.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+            and not await self._got_sms(order)
+        ):
+            await self._refund(stored)  # the provider closed it without an SMS: not charged
+        return AppliedState(stored, tuple(new), closed)
 
     async def cancel(self, order: StoredOrder) -> StoredOrder:
         return await self._final_action(order, "cancel", OrderStatus.CANCELLED)
@@ -156,7 +171,15 @@ class OrderService:
         if order.kind is not OrderKind.RENTAL:
             raise Unsupported(order.provider, "only rentals can be renewed")
         async with self.guard.once((order.id, "order")):
-            renewal = await self.provider(order).renew(order.to_order(), duration_hours)
+            hold = await self._hold_renewal(order, duration_hours)
+            try:
+                renewal = await self.provider(order).renew(order.to_order(), duration_hours)
+            except BaseException:
+                if hold is not None and self._wallet is not None:
+                    await self._wallet.release(hold)
+                raise
+            if hold is not None and self._wallet is not None:
+                await self._wallet.capture(hold, order.id)
             new_id = renewal.order_id if renewal.order_id != order.provider_order_id else None
             await self._orders.update_expiry(
                 order.id, renewal.expires_at, now=self._clock.now(), provider_order_id=new_id
@@ -178,7 +201,37 @@ class OrderService:
                 raise
             await self._orders.set_status(order.id, status, None, self._clock.now())
         log.info("order %s: %s confirmed by %s", order.id, action, provider.id)
-        return await self._reload(order)
+        closed = await self._reload(order)
+        if action == "cancel" or (action == "ban" and not await self._got_sms(order)):
+            await self._refund(closed)  # the provider confirmed: the money came back
+        return closed
+
+    async def _got_sms(self, order: StoredOrder) -> bool:
+        return bool(await self._messages.list_for_order(order.id))
+
+    async def _refund(self, order: StoredOrder) -> Money | None:
+        if self._wallet is None:
+            return None
+        refunded = await self._wallet.refund(order.id)
+        if refunded is not None:
+            log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
+        return refunded
+
+    async def _hold_renewal(self, order: StoredOrder, duration_hours: int) -> Hold | None:
+        """A paying user's renewal is held at its price; unknown prices can't be charged."""
+        if self._wallet is None or not self._pays(order.user_id):
+            return None
+        options = await self.provider(order).renewal_options(order.to_order())
+        price = next(
+            (o.price for o in options if o.duration_hours == duration_hours and o.price), None
+        )
+        if price is None:
+            raise Unsupported(order.provider, "the renewal price is not known")
+        cost = self._pricing.user_price(price)
+        hold = await self._wallet.hold(order.user_id, cost)
+        if hold is None:
+            raise NotEnoughBalance(cost, await self._wallet.balance(order.user_id))
+        return hold
 
     async def _settle(self, provider: Provider, order: StoredOrder) -> None:
         """The provider refused an action as the order is closed: store what it reports now, so

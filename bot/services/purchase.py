@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import SYSTEM_CLOCK, Clock
-from bot.money import CurrencyConverter, Money
+from bot.money import Money
 from bot.providers.base import (
     Capability,
     Offer,
@@ -28,6 +28,8 @@ from bot.providers.base import (
 )
 from bot.services.guard import OnceGuard
 from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
+from bot.services.pricing import Pricing
+from bot.services.wallet import Hold, NotEnoughBalance, WalletService
 from storage.models import StoredOrder
 from storage.orders import OrdersRepo
 
@@ -113,14 +115,19 @@ class PurchaseService:
         providers: Mapping[str, Provider],
         offers: OfferService,
         orders: OrdersRepo,
-        converter: CurrencyConverter,
+        pricing: Pricing,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        wallet: WalletService | None = None,
+        pays: Callable[[int], bool] = lambda _user_id: False,
     ) -> None:
+        """With a ``wallet``, users for whom ``pays(user_id)`` holds pay for what they buy."""
         self._providers = providers
         self._offers = offers
         self._orders = orders
-        self._converter = converter
+        self._pricing = pricing
+        self._wallet = wallet
+        self._pays = pays
         self._clock = clock
         self.guard: OnceGuard[int] = OnceGuard()
         self._serial: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -137,9 +144,26 @@ class PurchaseService:
             priced = request.find(result)
             if priced is None:
                 raise OfferGone(result)
-            stored = await self._buy(user_id, OfferChoice.of(priced.offer, request.price))
+            hold = await self._hold(user_id, priced.display_price)
+            try:
+                stored = await self._buy(user_id, OfferChoice.of(priced.offer, request.price))
+            except BaseException:
+                if hold is not None and self._wallet is not None:
+                    await self._wallet.release(hold)  # nothing bought (or not known to be)
+                raise
+            if hold is not None and self._wallet is not None:
+                await self._wallet.capture(hold, stored.id)
             self.guard.done(tap, stored.id)
             return stored
+
+    async def _hold(self, user_id: int, price: Money) -> Hold | None:
+        """Reserve the user's price in their wallet, if they pay; NotEnoughBalance if short."""
+        if self._wallet is None or not self._pays(user_id):
+            return None
+        hold = await self._wallet.hold(user_id, price)
+        if hold is None:
+            raise NotEnoughBalance(price, await self._wallet.balance(user_id))
+        return hold
 
     async def _buy(self, user_id: int, choice: OfferChoice) -> StoredOrder:
         provider = self._providers.get(choice.provider)
@@ -177,7 +201,7 @@ class PurchaseService:
                 self._offers.invalidate(choice.service, choice.country)
         price = order.price or current.price
         stored = await self._orders.create(
-            user_id, order, self._converter.to_display(price).quantize(), self._clock.now()
+            user_id, order, self._pricing.user_price(price), self._clock.now()
         )
         log.info(
             "user %s bought %s order %s (%s)", user_id, provider.id, order.order_id, order.kind
@@ -252,5 +276,5 @@ class PurchaseService:
         )
         log.warning("%s purchase answer lost; found order %s", provider.id, found.order_id)
         return await self._orders.create(
-            user_id, order, self._converter.to_display(choice.price).quantize(), self._clock.now()
+            user_id, order, self._pricing.user_price(choice.price), self._clock.now()
         )

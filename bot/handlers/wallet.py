@@ -1,0 +1,148 @@
+"""The user's wallet: balance, Telegram Stars top-ups, and the admins' credit and debit.
+
+An invoice's payload names the user, the amount and the Stars asked; pre-checkout accepts it only
+if it is this user's and the price still matches ``STARS_PER_UNIT``. A successful payment is
+credited once per ``telegram_payment_charge_id``, so a repeated update changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
+
+from bot import keyboards, texts
+from bot.callbacks import TopUp
+from bot.config import Settings
+from bot.handlers.common import answer, show
+from bot.money import Money
+from bot.services.access import AccessService
+from bot.services.wallet import WalletService
+from storage.users import UsersRepo
+
+log = logging.getLogger(__name__)
+STARS = "XTR"
+
+
+def stars_for(amount: Decimal, settings: Settings) -> int:
+    return int((amount * settings.stars_per_unit).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _payload(user_id: int, amount: Decimal, stars: int) -> str:
+    return f"topup:{user_id}:{amount}:{stars}"
+
+
+def _parse_payload(payload: str) -> tuple[int, Decimal, int] | None:
+    try:
+        kind, user_id, amount, stars = payload.split(":")
+        parsed = (int(user_id), Decimal(amount), int(stars))
+    except (ValueError, InvalidOperation):
+        return None
+    return parsed if kind == "topup" and parsed[1] > 0 else None
+
+
+async def wallet_command(message: Message, wallet: WalletService) -> None:
+    assert message.from_user is not None
+    balance = await wallet.balance(message.from_user.id)
+    await message.answer(texts.wallet(balance), reply_markup=keyboards.top_up(wallet.currency))
+
+
+async def top_up_button(
+    query: CallbackQuery, callback_data: TopUp, wallet: WalletService, settings: Settings
+) -> None:
+    await answer(query)
+    if callback_data.amount not in keyboards.TOP_UP_AMOUNTS:  # "0": show the choices
+        balance = await wallet.balance(query.from_user.id)
+        await show(query, texts.wallet(balance), keyboards.top_up(wallet.currency))
+        return
+    amount = Decimal(callback_data.amount)
+    stars = stars_for(amount, settings)
+    price = Money(amount, wallet.currency)
+    assert query.bot is not None
+    await query.bot.send_invoice(
+        chat_id=query.from_user.id,
+        title=texts.invoice_title(price),
+        description=texts.invoice_description(price, stars),
+        payload=_payload(query.from_user.id, amount, stars),
+        currency=STARS,
+        prices=[LabeledPrice(label=texts.invoice_title(price), amount=stars)],
+    )
+
+
+async def pre_checkout(query: PreCheckoutQuery, settings: Settings) -> None:
+    parsed = _parse_payload(query.invoice_payload)
+    valid = (
+        parsed is not None
+        and parsed[0] == query.from_user.id
+        and query.currency == STARS
+        and query.total_amount == parsed[2] == stars_for(parsed[1], settings)
+        and str(parsed[1]) in keyboards.TOP_UP_AMOUNTS
+    )
+    if valid:
+        await query.answer(ok=True)
+    else:
+        await query.answer(ok=False, error_message=texts.invoice_outdated())
+
+
+async def paid(message: Message, wallet: WalletService) -> None:
+    payment = message.successful_payment
+    assert payment is not None and message.from_user is not None
+    parsed = _parse_payload(payment.invoice_payload)
+    if parsed is None or parsed[0] != message.from_user.id or payment.currency != STARS:
+        log.error("a payment with an unexpected payload from %s", message.from_user.id)
+        return
+    amount = Money(parsed[1], wallet.currency)
+    if not await wallet.top_up_stars(
+        message.from_user.id, amount, payment.telegram_payment_charge_id
+    ):
+        log.info("payment %s was credited before", payment.telegram_payment_charge_id)
+        return
+    log.info("user %s topped up %s with Stars", message.from_user.id, amount)
+    balance = await wallet.balance(message.from_user.id)
+    await message.answer(texts.topped_up(amount, balance))
+
+
+async def credit_command(
+    message: Message,
+    command: CommandObject,
+    access: AccessService,
+    users: UsersRepo,
+    wallet: WalletService,
+) -> None:
+    assert message.from_user is not None
+    if not access.is_admin(message.from_user.id):
+        await message.answer(texts.admins_only())
+        return
+    parts = (command.args or "").split(maxsplit=2)
+    try:
+        user_id, amount = int(parts[0]), Money(Decimal(parts[1]), wallet.currency)
+        if await users.get(user_id) is None:
+            raise ValueError("unknown user")
+        reason = parts[2] if len(parts) > 2 else ""
+        if command.command == "credit":
+            done = await wallet.credit(user_id, amount, message.from_user.id, reason)
+        else:
+            done = await wallet.debit(user_id, amount, message.from_user.id, reason)
+    except (IndexError, ValueError, InvalidOperation):
+        await message.answer(texts.credit_usage())
+        return
+    balance = await wallet.balance(user_id)
+    if not done:
+        await message.answer(texts.debit_refused(user_id, balance))
+        return
+    log.info("admin %s: %s %s to user %s", message.from_user.id, command.command, amount, user_id)
+    signed = amount if command.command == "credit" else Money(-amount.amount, amount.currency)
+    await message.answer(texts.credited(user_id, signed, balance))
+
+
+def setup() -> Router:
+    router = Router(name="wallet")
+    router.message.register(wallet_command, Command("wallet"))
+    router.callback_query.register(top_up_button, TopUp.filter())
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(paid, F.successful_payment)
+    router.message.register(credit_command, Command("credit", "debit"))
+    return router
