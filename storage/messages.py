@@ -39,6 +39,9 @@ class MessagesRepo:
         self, order_id: int, messages: Iterable[Sms], now: datetime
     ) -> list[StoredMessage]:
         """Store the messages not seen before (by ``Sms.id``); return only those, in order."""
+        messages = list(messages)
+        if not messages:
+            return []  # no write transaction for a poll that found nothing
         stamp = encode_time(now)
         added: list[StoredMessage] = []
         async with self._db.transaction() as tx:

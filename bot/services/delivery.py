@@ -36,6 +36,7 @@ from bot.providers.base import (
     ProviderUnavailable,
     Sms,
 )
+from bot.services.admin import AdminService
 from bot.services.guard import InProgress
 from bot.services.notifier import Notifier
 from bot.services.orders import OrderInactive, OrderService
@@ -55,7 +56,7 @@ MAX_BACKOFF = timedelta(minutes=5)
 class WatchSettings:
     interval: float = 5.0
     concurrency: int = 8
-    rate: float = 5.0  # requests per second per provider
+    rate: float = 10.0  # requests per second per provider
     reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
     auto_renew_before: timedelta = timedelta(minutes=30)
     grace: timedelta = timedelta(minutes=5)  # past the end, before the bot closes it itself
@@ -93,6 +94,8 @@ class Watcher:
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
         settings: WatchSettings = WatchSettings(),
+        admin: AdminService | None = None,
+        admins: frozenset[int] = frozenset(),
     ) -> None:
         self._providers = providers
         self._orders = orders
@@ -105,13 +108,15 @@ class Watcher:
         self._clock = clock
         self._sleep = sleep
         self.settings = settings
+        self._admin = admin
+        self._admins = admins
         self._pace = {
             pid: _ProviderPace(
                 asyncio.Semaphore(settings.concurrency), AsyncLimiter(settings.rate, 1)
             )
             for pid in providers
         }
-        self._delivering = asyncio.Lock()
+        self._delivering: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._stopping = asyncio.Event()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -141,9 +146,20 @@ class Watcher:
         await asyncio.gather(
             *(self._poll_provider(pid, orders, report) for pid, orders in by_provider.items())
         )
-        report.delivered = await self.deliver_pending()
+        report.delivered += await self.deliver_pending()  # what the polls did not push
         await self._look_after_rentals(report)
+        await self._alert_low_balances()
         return report
+
+    async def _alert_low_balances(self) -> None:
+        if self._admin is None:
+            return
+        for line in await self._admin.low_balances():
+            assert line.balance is not None
+            for admin in sorted(self._admins):
+                with self._user_locale(await self._locale(admin)):
+                    text = texts.low_balance(line.provider, line.balance)
+                await self._notifier.send(admin, text)
 
     # --- polling -----------------------------------------------------------------------------
 
@@ -184,6 +200,8 @@ class Watcher:
             return True
         report.polled += 1
         applied = await self._orders.apply_state(order, state)
+        if applied.new:  # pushed now, not after the whole round
+            report.delivered += await self._deliver_order(applied.order)
         if applied.closed:
             report.ended += 1
             await self._announce_end(applied.order)
@@ -195,25 +213,31 @@ class Watcher:
         if order is None:
             return False
         if await self._messages.add_new(order.id, [sms], self._clock.now()):
-            await self.deliver_pending()
+            await self._deliver_order(order)
         return True
 
     # --- delivery ----------------------------------------------------------------------------
 
     async def deliver_pending(self) -> int:
-        """Push every stored, undelivered SMS (oldest first). One delivery at a time."""
+        """Push every stored, undelivered SMS (oldest first, order by order)."""
         sent = 0
-        async with self._delivering:
-            orders: dict[int, StoredOrder | None] = {}
-            for message in await self._messages.undelivered():
-                if message.order_id not in orders:
-                    orders[message.order_id] = await self._repo.get(message.order_id)
-                order = orders[message.order_id]
-                if order is None:
-                    continue
-                if await self._push(order, message):
-                    await self._messages.mark_delivered(message.id, self._clock.now())
-                    sent += 1
+        order_ids = dict.fromkeys(m.order_id for m in await self._messages.undelivered())
+        for order_id in order_ids:
+            order = await self._repo.get(order_id)
+            if order is not None:
+                sent += await self._deliver_order(order)
+        return sent
+
+    async def _deliver_order(self, order: StoredOrder) -> int:
+        """Push the order's undelivered SMS. One delivery per order at a time, so the poll,
+        the webhook and the end-of-round sweep never push the same SMS twice."""
+        sent = 0
+        async with self._delivering[order.id]:
+            for message in await self._messages.undelivered(order.id):
+                if not await self._push(order, message):
+                    break  # kept for the next round (blocked user, Telegram refusing)
+                await self._messages.mark_delivered(message.id, self._clock.now())
+                sent += 1
         return sent
 
     async def _push(self, order: StoredOrder, message: StoredMessage) -> bool:
