@@ -21,6 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
 from bot.handlers import access as access_handlers
+from bot.handlers import admin as admin_handlers
 from bot.handlers import buy, errors, language, numbers, start
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
@@ -30,6 +31,8 @@ from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
 from bot.providers.registry import build_providers, enabled_provider_ids
 from bot.services.access import AccessService
+from bot.services.admin import AdminService
+from bot.services.billing import Billing
 from bot.services.catalog import CatalogService
 from bot.services.delivery import Watcher, WatchSettings
 from bot.services.notifier import Notifier
@@ -44,6 +47,7 @@ from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
 from storage.reminders import RemindersRepo
+from storage.stats import StatsRepo
 from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,8 @@ async def create_app(
     def pays(user_id: int) -> bool:
         return settings.wallets_on and user_id not in settings.admin_ids
 
+    billing = Billing(wallet, pays)
+
     i18n = create_i18n()
     dp = Dispatcher(
         settings=settings,
@@ -135,10 +141,10 @@ async def create_app(
         catalog=CatalogService(providers, clock=clock),
         offers=offers,
         purchases=PurchaseService(
-            providers, offers, order_repo, pricing, clock=clock, wallet=wallet, pays=pays
+            providers, offers, order_repo, pricing, clock=clock, billing=billing
         ),
         orders=OrderService(
-            providers, order_repo, messages_repo, pricing, clock=clock, wallet=wallet, pays=pays
+            providers, order_repo, messages_repo, pricing, clock=clock, billing=billing
         ),
         wallet=wallet,
     )
@@ -146,11 +152,22 @@ async def create_app(
     UserLocaleMiddleware(i18n).setup(dp)
     access = AccessService(users, settings.admin_ids, settings.access_mode)
     dp["access"] = access
+    admin = AdminService(providers, StatsRepo(db), clock, settings.low_balance_alert)
+    dp["admin"] = admin
     refuse_blocked = RefuseBlocked(access)
     dp.message.outer_middleware(refuse_blocked)
     dp.callback_query.outer_middleware(refuse_blocked)
     buyers = BuyersOnly(access)
-    modules = (start, language, access_handlers, wallet_handlers, buy, numbers, errors)
+    modules = (
+        start,
+        language,
+        access_handlers,
+        admin_handlers,
+        wallet_handlers,
+        buy,
+        numbers,
+        errors,
+    )
     routers = {module: module.setup() for module in modules}
     for spending in (routers[buy], routers[numbers]):
         spending.message.middleware(buyers)
@@ -169,6 +186,8 @@ async def create_app(
         i18n,
         clock=clock,
         sleep=sleep or asyncio.sleep,
+        admin=admin,
+        admins=settings.admin_ids,
         settings=WatchSettings(
             interval=settings.poll_interval,
             concurrency=settings.poll_concurrency,

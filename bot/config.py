@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -35,6 +36,23 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
+def _decimal_pairs(
+    text: str, normalise: Callable[[str], str], valid: Callable[[str], object], example: str
+) -> dict[str, Decimal]:
+    """``KEY=number,KEY=number`` (blank items skipped) -> {KEY: Decimal}."""
+    pairs: dict[str, Decimal] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, number = item.partition("=")
+        key = normalise(key.strip())
+        if not sep or not valid(key):
+            raise ValueError(f"bad item {item!r}: expected KEY=number, e.g. {example}")
+        try:
+            pairs[key] = Decimal(number.strip())
+        except InvalidOperation:
+            raise ValueError(f"bad number for {key}: {number.strip()!r}") from None
+    return pairs
+
+
 class SettingsError(Exception):
     """Settings are invalid; the message lists each bad value (never a secret)."""
 
@@ -51,6 +69,7 @@ class Settings(BaseSettings):
     wallet_in_private_mode: bool = False
     price_markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     stars_per_unit: Decimal = Field(default=Decimal(80), gt=0, le=100_000)
+    low_balance_alert: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
     # Storage
     database_path: Path = Path("data/bot.sqlite3")
 
@@ -77,7 +96,7 @@ class Settings(BaseSettings):
     # Background delivery of SMS, reminders and renewals
     poll_interval: float = Field(default=5.0, gt=0, le=300)
     poll_concurrency: int = Field(default=8, ge=1, le=100)
-    poll_rate: float = Field(default=5.0, gt=0, le=1000)
+    poll_rate: float = Field(default=10.0, gt=0, le=1000)
     rental_reminders: Annotated[tuple[timedelta, ...], NoDecode] = (
         timedelta(hours=24),
         timedelta(hours=1),
@@ -130,20 +149,19 @@ class Settings(BaseSettings):
     def _parse_rates(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        rates: dict[str, Decimal] = {}
-        for item in filter(None, (p.strip() for p in value.split(","))):
-            code, sep, number = item.partition("=")
-            code = code.strip().upper()
-            if not sep or not _CURRENCY_RE.match(code):
-                raise ValueError(f"bad item {item!r}: expected CODE=number, e.g. RUB=0.011")
-            try:
-                rate = Decimal(number.strip())
-            except InvalidOperation:
-                raise ValueError(f"bad rate for {code}: {number.strip()!r}") from None
+        rates = _decimal_pairs(value, lambda key: key.upper(), _CURRENCY_RE.match, "RUB=0.011")
+        for code, rate in rates.items():
             if not rate.is_finite() or rate <= 0:
                 raise ValueError(f"rate for {code} must be a positive number")
-            rates[code] = rate
         return rates
+
+    @field_validator("low_balance_alert", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        known = ("getsms", "smsbus", "beesms", "smsonline")
+        return _decimal_pairs(value, str.lower, lambda key: key in known, "getsms=5")
 
     @field_validator("rental_reminders", mode="before")
     @classmethod

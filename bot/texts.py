@@ -31,6 +31,7 @@ from bot.providers.base import (
 from bot.providers.registry import PROVIDER_TITLES
 from bot.services.offers import PricedOffer
 from storage.models import OrderStatus, StoredMessage, StoredOrder
+from storage.stats import Stats
 
 
 def locale() -> str:
@@ -458,6 +459,48 @@ def credit_usage() -> str:
 
 def debit_refused(user_id: int, balance: Money) -> str:
     return _("Not taken: user {id} has only {balance}.").format(id=user_id, balance=money(balance))
+
+
+def low_balance(provider: str, balance: Money) -> str:
+    return _("⚠️ {provider}: the balance is down to {balance}. Top it up at the provider.").format(
+        provider=title(provider), balance=money(balance)
+    )
+
+
+def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
+    rows = [_("<b>Provider balances</b>")]
+    for provider, balance in lines:
+        shown = money(balance) if balance is not None else _("not available")
+        rows.append(f"• {title(provider)}: {shown}")
+    rows += [
+        "",
+        _(
+            "<b>Users</b>: {users} · approved {approved} · asking {requested} · blocked {blocked}"
+        ).format(
+            users=stats.users,
+            approved=stats.approved,
+            requested=stats.requested,
+            blocked=stats.blocked,
+        ),
+        _("<b>Orders</b>: {orders} · active {active} · got a code {share}").format(
+            orders=stats.orders, active=stats.active, share=f"{stats.code_share:.0%}"
+        ),
+    ]
+    for currency, amount in sorted(stats.revenue.items()):
+        rows.append(
+            _("Revenue from wallets: {amount}").format(amount=money(Money(amount, currency)))
+        )
+    for provider, figures in sorted(stats.providers.items()):
+        spend = ", ".join(money(Money(a, c)) for c, a in sorted(figures.spend.items())) or "—"
+        rows.append(
+            _("{provider}: {orders} orders, {coded} with a code, spent {spend}").format(
+                provider=title(provider),
+                orders=figures.orders,
+                coded=figures.with_code,
+                spend=spend,
+            )
+        )
+    return "\n".join(rows)
 
 
 def blocked() -> str:

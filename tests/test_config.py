@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -83,3 +84,31 @@ def test_bad_exchange_rates(monkeypatch: pytest.MonkeyPatch, rates: str) -> None
     monkeypatch.setenv("EXCHANGE_RATES", rates)
     with pytest.raises(SettingsError, match="EXCHANGE_RATES"):
         load_settings()
+
+
+def test_delivery_and_money_settings_parse_with_clear_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RENTAL_REMINDERS", "1h, 2d,30m,1h")
+    monkeypatch.setenv("AUTO_RENEW_BEFORE", "45m")
+    monkeypatch.setenv("LOW_BALANCE_ALERT", "getsms=5, SMSONLINE=2.5")
+    monkeypatch.setenv("ACCESS_MODE", "public")
+    settings = load_settings()
+    assert settings.rental_reminders == (
+        timedelta(days=2),
+        timedelta(hours=1),
+        timedelta(minutes=30),
+    )
+    assert settings.auto_renew_before == timedelta(minutes=45)
+    assert settings.low_balance_alert == {"getsms": Decimal(5), "smsonline": Decimal("2.5")}
+    assert settings.wallets_on
+
+    monkeypatch.setenv("RENTAL_REMINDERS", "1w")
+    monkeypatch.setenv("LOW_BALANCE_ALERT", "nobody=5")
+    monkeypatch.setenv("ACCESS_MODE", "everyone")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "RENTAL_REMINDERS: bad duration '1w'" in message
+    assert "LOW_BALANCE_ALERT: bad item 'nobody=5'" in message
+    assert "ACCESS_MODE" in message

@@ -8,7 +8,7 @@ provider, and records the outcome in one transaction. Ownership is checked by th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.clock import SYSTEM_CLOCK, Clock
@@ -26,9 +26,9 @@ from bot.providers.base import (
     RenewalOption,
     Unsupported,
 )
+from bot.services.billing import FREE, Billing
 from bot.services.guard import OnceGuard
 from bot.services.pricing import Pricing
-from bot.services.wallet import Hold, NotEnoughBalance, WalletService
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -69,16 +69,14 @@ class OrderService:
         pricing: Pricing,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        wallet: WalletService | None = None,
-        pays: Callable[[int], bool] = lambda _user_id: False,
+        billing: Billing = FREE,
     ) -> None:
-        """With a ``wallet``, renewals are paid from it and confirmed cancels refunded."""
+        """Users ``billing`` charges pay renewals; confirmed cancels are refunded."""
         self._providers = providers
         self._orders = orders
         self._messages = messages
         self._pricing = pricing
-        self._wallet = wallet
-        self._pays = pays
+        self._billing = billing
         self._clock = clock
         self.guard: OnceGuard[None] = OnceGuard(remember=0)
 
@@ -171,15 +169,10 @@ class OrderService:
         if order.kind is not OrderKind.RENTAL:
             raise Unsupported(order.provider, "only rentals can be renewed")
         async with self.guard.once((order.id, "order")):
-            hold = await self._hold_renewal(order, duration_hours)
-            try:
+            price = await self._renewal_price(order, duration_hours)
+            async with self._billing.charged(order.user_id, price) as charge:
                 renewal = await self.provider(order).renew(order.to_order(), duration_hours)
-            except BaseException:
-                if hold is not None and self._wallet is not None:
-                    await self._wallet.release(hold)
-                raise
-            if hold is not None and self._wallet is not None:
-                await self._wallet.capture(hold, order.id)
+                charge.order_id = order.id
             new_id = renewal.order_id if renewal.order_id != order.provider_order_id else None
             await self._orders.update_expiry(
                 order.id, renewal.expires_at, now=self._clock.now(), provider_order_id=new_id
@@ -210,16 +203,14 @@ class OrderService:
         return bool(await self._messages.list_for_order(order.id))
 
     async def _refund(self, order: StoredOrder) -> Money | None:
-        if self._wallet is None:
-            return None
-        refunded = await self._wallet.refund(order.id)
+        refunded = await self._billing.refund(order.id)
         if refunded is not None:
             log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
         return refunded
 
-    async def _hold_renewal(self, order: StoredOrder, duration_hours: int) -> Hold | None:
-        """A paying user's renewal is held at its price; unknown prices can't be charged."""
-        if self._wallet is None or not self._pays(order.user_id):
+    async def _renewal_price(self, order: StoredOrder, duration_hours: int) -> Money | None:
+        """What a paying user pays for the renewal; unknown prices can't be charged."""
+        if not self._billing.charges(order.user_id):
             return None
         options = await self.provider(order).renewal_options(order.to_order())
         price = next(
@@ -227,11 +218,7 @@ class OrderService:
         )
         if price is None:
             raise Unsupported(order.provider, "the renewal price is not known")
-        cost = self._pricing.user_price(price)
-        hold = await self._wallet.hold(order.user_id, cost)
-        if hold is None:
-            raise NotEnoughBalance(cost, await self._wallet.balance(order.user_id))
-        return hold
+        return self._pricing.user_price(price)
 
     async def _settle(self, provider: Provider, order: StoredOrder) -> None:
         """The provider refused an action as the order is closed: store what it reports now, so

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,10 +26,10 @@ from bot.providers.base import (
     PurchaseOutcomeUnknown,
     RemoteStatus,
 )
+from bot.services.billing import FREE, Billing
 from bot.services.guard import OnceGuard
 from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
 from bot.services.pricing import Pricing
-from bot.services.wallet import Hold, NotEnoughBalance, WalletService
 from storage.models import StoredOrder
 from storage.orders import OrdersRepo
 
@@ -118,16 +118,14 @@ class PurchaseService:
         pricing: Pricing,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        wallet: WalletService | None = None,
-        pays: Callable[[int], bool] = lambda _user_id: False,
+        billing: Billing = FREE,
     ) -> None:
-        """With a ``wallet``, users for whom ``pays(user_id)`` holds pay for what they buy."""
+        """Users ``billing`` charges pay for what they buy from their wallets."""
         self._providers = providers
         self._offers = offers
         self._orders = orders
         self._pricing = pricing
-        self._wallet = wallet
-        self._pays = pays
+        self._billing = billing
         self._clock = clock
         self.guard: OnceGuard[int] = OnceGuard()
         self._serial: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -144,26 +142,11 @@ class PurchaseService:
             priced = request.find(result)
             if priced is None:
                 raise OfferGone(result)
-            hold = await self._hold(user_id, priced.display_price)
-            try:
+            async with self._billing.charged(user_id, priced.display_price) as charge:
                 stored = await self._buy(user_id, OfferChoice.of(priced.offer, request.price))
-            except BaseException:
-                if hold is not None and self._wallet is not None:
-                    await self._wallet.release(hold)  # nothing bought (or not known to be)
-                raise
-            if hold is not None and self._wallet is not None:
-                await self._wallet.capture(hold, stored.id)
+                charge.order_id = stored.id
             self.guard.done(tap, stored.id)
             return stored
-
-    async def _hold(self, user_id: int, price: Money) -> Hold | None:
-        """Reserve the user's price in their wallet, if they pay; NotEnoughBalance if short."""
-        if self._wallet is None or not self._pays(user_id):
-            return None
-        hold = await self._wallet.hold(user_id, price)
-        if hold is None:
-            raise NotEnoughBalance(price, await self._wallet.balance(user_id))
-        return hold
 
     async def _buy(self, user_id: int, choice: OfferChoice) -> StoredOrder:
         provider = self._providers.get(choice.provider)

@@ -1,0 +1,94 @@
+"""Figures for the admins: users, orders, revenue and spend, computed from the stored rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from storage.db import Database
+from storage.ledger import exact_sum
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFigures:
+    orders: int = 0
+    with_code: int = 0
+    spend: dict[str, Decimal] = field(default_factory=dict)  # currency -> provider prices
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    users: int
+    approved: int
+    requested: int
+    blocked: int
+    orders: int
+    active: int
+    with_code: int
+    revenue: dict[str, Decimal]  # wallet captures minus refunds, per currency
+    providers: dict[str, ProviderFigures]
+
+    @property
+    def code_share(self) -> float:
+        return self.with_code / self.orders if self.orders else 0.0
+
+
+class StatsRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def stats(self) -> Stats:
+        users = await self._db.fetchone(
+            "SELECT COUNT(*), SUM(access = 'approved'), SUM(access = 'requested'), "
+            "SUM(blocked) FROM users"
+        )
+        assert users is not None
+        orders = await self._db.fetchall(
+            "SELECT o.provider, o.status, o.price, o.currency, "
+            "EXISTS (SELECT 1 FROM messages m WHERE m.order_id = o.id) AS got_code "
+            "FROM orders o"
+        )
+        providers: dict[str, ProviderFigures] = {}
+        spend: dict[str, dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in orders:
+            counts[row["provider"]][0] += 1
+            counts[row["provider"]][1] += int(row["got_code"])
+            if row["price"] is not None and row["status"] != "cancelled":
+                spend[row["provider"]][row["currency"]].append(Decimal(row["price"]))
+        for provider, (total, coded) in counts.items():
+            sums = {cur: exact_sum(values) for cur, values in spend[provider].items()}
+            providers[provider] = ProviderFigures(total, coded, sums)
+        revenue: dict[str, list[Decimal]] = defaultdict(list)
+        refunds = await self._db.fetchall(
+            "SELECT currency, amount FROM ledger WHERE kind = 'refund'"
+        )
+        for row in refunds:  # a refund gives back: less revenue
+            revenue[row["currency"]].append(-Decimal(row["amount"]))
+        # A capture row is 0 (the money stays spent); its hold carries the (negative) price.
+        captured = await self._db.fetchall(
+            "SELECT h.currency, h.amount FROM ledger c JOIN ledger h ON h.id = c.hold_id "
+            "WHERE c.kind = 'capture'"
+        )
+        for row in captured:
+            revenue[row["currency"]].append(-Decimal(row["amount"]))
+        return Stats(
+            users=int(users[0] or 0),
+            approved=int(users[1] or 0),
+            requested=int(users[2] or 0),
+            blocked=int(users[3] or 0),
+            orders=len(orders),
+            active=sum(1 for row in orders if row["status"] == "active"),
+            with_code=sum(int(row["got_code"]) for row in orders),
+            revenue={cur: exact_sum(values) for cur, values in revenue.items()},
+            providers=providers,
+        )
+
+    async def requested_users(self, limit: int = 10) -> list[tuple[int, str | None]]:
+        rows = await self._db.fetchall(
+            "SELECT id, telegram_language FROM users WHERE access = 'requested' "
+            "ORDER BY first_seen LIMIT ?",
+            (limit,),
+        )
+        return [(int(r["id"]), r["telegram_language"]) for r in rows]

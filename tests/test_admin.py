@@ -1,0 +1,80 @@
+"""/admin and low-balance alerts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from aiogram.methods import SendMessage
+
+from tests.stack import running_stack
+
+ADMIN = 1001
+
+
+async def test_admin_panel_is_for_admins_and_shows_balances_figures_requests(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path, admin_ids=frozenset({ADMIN})) as stack:
+        admin = stack.client(ADMIN)
+        stranger = stack.client(5005)
+        await stranger.send("/admin")
+        assert (stranger.last_message().text or "") == "This command is for the bot's admins."
+        await stranger.send("/buy")
+        await stranger.click(stranger.last_message(), "🙋 Ask for access")
+        assert all(not s.requests for s in stack.suite.servers.values())
+
+        await admin.send("/buy")
+        await admin.click(admin.last_message(), "Telegram")
+        await admin.click(admin.last_message(), "🇷🇺 Russia")
+        await admin.click(admin.last_message(), lambda b: "Get-SMS · activation" in b.text)
+        await admin.click(admin.last_message(), "✅ Buy")
+
+        admin.reset()
+        await admin.send("/admin")
+        panel, request = [call.text for call in admin.calls(SendMessage)]
+        assert "• Get-SMS: $99.50" in panel  # 100 minus the activation just bought
+        assert "• BEE-SMS: not available" in panel  # its API has no balance call
+        assert "Users</b>: 2 · approved 0 · asking 1 · blocked 0" in panel
+        assert "Orders</b>: 1 · active 1 · got a code 0%" in panel
+        assert "Get-SMS: 1 orders, 0 with a code, spent $0.50" in panel
+        assert "5005" in request and admin.buttons() == ["✅ Approve", "🚫 Deny"]
+
+
+async def test_a_low_provider_balance_alerts_the_admins_once_per_crossing(
+    tmp_path: Path,
+) -> None:
+    thresholds = {"getsms": Decimal(50)}
+    async with running_stack(
+        tmp_path, admin_ids=frozenset({ADMIN, 1002}), low_balance_alert=thresholds
+    ) as stack:
+        admins = [stack.client(ADMIN), stack.client(1002, language_code="ru")]
+        for admin in admins:
+            await admin.send("/start")
+            admin.reset()
+
+        def alerts() -> list[str]:
+            return [c.text for a in admins for c in a.calls(SendMessage) if "⚠️" in c.text]
+
+        await stack.app.watcher.tick()
+        assert alerts() == []
+        stack.suite.getsms.set_balance(10)
+        await stack.app.watcher.tick()  # checked at most every 10 minutes
+        assert alerts() == []
+        stack.clock.advance(minutes=11)
+        await stack.app.watcher.tick()
+        assert alerts() == [
+            "⚠️ Get-SMS: the balance is down to $10.00. Top it up at the provider.",
+            "⚠️ Get-SMS: баланс снизился до 10,00\xa0$. Пополните его у поставщика.",
+        ]
+        stack.clock.advance(minutes=11)
+        await stack.app.watcher.tick()
+        assert len(alerts()) == 2  # still low: no repeat
+
+        stack.suite.getsms.set_balance(100)
+        stack.clock.advance(minutes=11)
+        await stack.app.watcher.tick()
+        stack.suite.getsms.set_balance(5)
+        stack.clock.advance(minutes=11)
+        await stack.app.watcher.tick()
+        assert len(alerts()) == 4  # a new crossing
