@@ -101,5 +101,12 @@ class TopUp(CallbackData, prefix="tu1"):
     amount: str
 
 
+class BlockUser(CallbackData, prefix="bu1"):
+    """An admin blocks or unblocks a user from the user's card."""
+
+    user_id: int
+    blocked: bool
+
+
 class SetLanguage(CallbackData, prefix="lg1"):
     code: str

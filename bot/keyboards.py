@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import texts
 from bot.callbacks import (
     AskAccess,
+    BlockUser,
     Confirm,
     CountryPage,
     DecideAccess,
@@ -356,4 +357,14 @@ def top_up(currency: str) -> InlineKeyboardMarkup:
 def need_top_up() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("⭐ Top up"), callback_data=TopUp(amount="0"))
+    return kb.as_markup()
+
+
+def user_card(user_id: int, blocked: bool) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("✅ Approve"), callback_data=DecideAccess(user_id=user_id, approve=True))
+    kb.button(text=_("🚫 Deny"), callback_data=DecideAccess(user_id=user_id, approve=False))
+    label = _("🔓 Unblock") if blocked else _("⛔ Block")
+    kb.button(text=label, callback_data=BlockUser(user_id=user_id, blocked=not blocked))
+    kb.adjust(2, 1)
     return kb.as_markup()

@@ -30,7 +30,7 @@ from bot.providers.base import (
 )
 from bot.providers.registry import PROVIDER_TITLES
 from bot.services.offers import PricedOffer
-from storage.models import OrderStatus, StoredMessage, StoredOrder
+from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
 
 
@@ -501,6 +501,29 @@ def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
             )
         )
     return "\n".join(rows)
+
+
+def user_card(user: User, balance: Money, orders: int) -> str:
+    access = {
+        Access.NONE: _("not asked"),
+        Access.REQUESTED: _("asking"),
+        Access.APPROVED: _("approved"),
+        Access.DENIED: _("denied"),
+    }[user.access]
+    lines = [
+        _("<b>User {id}</b>").format(id=user.id),
+        _("Access: {access}").format(access=access),
+        _("Wallet: {balance}").format(balance=money(balance)),
+        _("Orders: {n}").format(n=orders),
+        _("First seen: {when}").format(when=when(user.first_seen)),
+    ]
+    if user.blocked:
+        lines.append(_("⛔ Blocked"))
+    return "\n".join(lines)
+
+
+def user_usage() -> str:
+    return _("Usage: /user USER_ID")
 
 
 def blocked() -> str:

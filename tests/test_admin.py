@@ -78,3 +78,36 @@ async def test_a_low_provider_balance_alerts_the_admins_once_per_crossing(
         stack.clock.advance(minutes=11)
         await stack.app.watcher.tick()
         assert len(alerts()) == 4  # a new crossing
+
+
+async def test_a_users_card_approves_blocks_and_shows_the_wallet(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, admin_ids=frozenset({ADMIN})) as stack:
+        admin = stack.client(ADMIN)
+        user = stack.client(5005)
+        for client in (admin, user):
+            await client.send("/start")
+        await user.send("/user 5005")
+        assert (user.last_message().text or "") == "This command is for the bot's admins."
+
+        await admin.send("/credit 5005 3")
+        await admin.send("/user 5005")
+        card = admin.last_message()
+        assert (card.text or "").splitlines()[:4] == [
+            "User 5005",
+            "Access: not asked",
+            "Wallet: $3.00",
+            "Orders: 0",
+        ]
+        assert admin.buttons(card) == ["✅ Approve", "🚫 Deny", "⛔ Block"]
+        await admin.click(card, "⛔ Block")
+        assert (admin.last_message().text or "").endswith("⛔ Blocked")
+        await user.send("/start")
+        assert (user.last_message().text or "") == "Sorry, this bot is not available to you."
+        await admin.click(admin.last_message(), "🔓 Unblock")
+        await admin.send("/user 5005")
+        await admin.click(admin.last_message(), "✅ Approve")
+        await user.send("/buy")
+        assert "Telegram" in user.buttons()
+
+        await admin.send("/user 42")
+        assert (admin.last_message().text or "").startswith("No such user")
