@@ -51,6 +51,7 @@ from bot.providers.base import (
     Sms,
     Unsupported,
 )
+from bot.providers.codes import extract_code
 from bot.providers.http import Params, ProviderHttp
 
 log = logging.getLogger(__name__)
@@ -77,36 +78,6 @@ _ERRORS: Mapping[int, type[ProviderError]] = {
 _RENEWAL_FAILED = 50304  # "Rental renewal failed, please try again.": a clear, transient failure
 
 _STATUSES = {"EXPIRED": RemoteStatus.EXPIRED, "CANCELLED": RemoteStatus.CANCELLED}
-
-# "123-456" / "1234 5678" style split codes, then a plain 4-8 digit run. A run that is part of
-# a longer digit/hyphen sequence (phone numbers, dates like 2025-01-15) is not a code.
-_SPLIT_CODE = re.compile(r"(?<![\d-])(\d{3,4})[- ](\d{3,4})(?![\d-]?\d)")
-_PLAIN_CODE = re.compile(r"(?<!\d)(?<!\d-)(\d{4,8})(?!\d)(?!-\d)")
-_CODE_HINT = re.compile(r"(?i)(code|код|pin|otp|password|passcode|verification)\W{0,20}$")
-
-
-def extract_code(text: str | None) -> str | None:
-    """The verification code in an SMS: 4-8 digits, or a split ``123-456``; ``None`` if none.
-
-    A candidate right after a word like "code" wins over an earlier one (a year, say).
-    """
-    if not text:
-        return None
-    candidates: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
-    for match in _SPLIT_CODE.finditer(text):
-        candidates.append((match.start(), match.group(1) + match.group(2)))
-        taken.append(match.span())
-    for match in _PLAIN_CODE.finditer(text):
-        if not any(start <= match.start() < end for start, end in taken):
-            candidates.append((match.start(), match.group(1)))
-    if not candidates:
-        return None
-    candidates.sort()
-    for start, code in candidates:
-        if _CODE_HINT.search(text[max(0, start - 40) : start]):
-            return code
-    return candidates[0][1]
 
 
 class BeeSmsProvider:

@@ -51,6 +51,7 @@ from bot.providers.base import (
     Sms,
     Unsupported,
 )
+from bot.providers.codes import extract_code
 from bot.providers.http import ProviderHttp
 from bot.providers.identifiers import canonical_service, getsms_countries, reverse
 
@@ -64,8 +65,6 @@ ACTIVATION_LIFETIME: Final = timedelta(minutes=15)
 RENT_DAYS: Final = range(1, 8)  # getcountprices sells 1day..7day
 MOSCOW: Final = timezone(timedelta(hours=3), "MSK")
 
-_CODE_RE = re.compile(r"(?<!\d)\d{4,8}(?!\d)")
-_SPLIT_CODE_RE = re.compile(r"(?<!\d)(\d{3})[- ](\d{3})(?!\d)")
 _BALANCE_RE = re.compile(r'"balance"\s*:\s*"?\s*(-?\d+(?:[.,]\d+)?)')
 _STATUS_RE = re.compile(r'"status"\s*:\s*"?(\d{3})\b')
 
@@ -152,17 +151,6 @@ _RENT_ORDER_STATUS: Final[Mapping[int, RemoteStatus]] = {
     1: RemoteStatus.WAITING,
     2: RemoteStatus.CANCELLED,
 }
-
-
-def extract_code(text: str | None) -> str | None:
-    """The verification code in an SMS: the first lone run of 4-8 digits, else ``123-456``."""
-    if not text:
-        return None
-    match = _CODE_RE.search(text)
-    if match:
-        return match.group(0)
-    split = _SPLIT_CODE_RE.search(text)
-    return split.group(1) + split.group(2) if split else None
 
 
 def rental_sms_id(date: str, text: str, occurrence: int = 0) -> str:

@@ -69,6 +69,7 @@ from bot.providers.base import (
     Sms,
     Unsupported,
 )
+from bot.providers.codes import extract_code
 from bot.providers.http import ProviderHttp
 from bot.providers.identifiers import canonical_service, reverse, sms_activate_countries
 
@@ -124,24 +125,6 @@ _RENT_STATES: Mapping[str, RemoteStatus] = {
 _TOKEN = re.compile(r"[A-Z][A-Z0-9_]*")
 
 # --- codes and SMS ids -----------------------------------------------------------------------
-
-_NO_CODE = re.compile(r"нет\s+кода", re.IGNORECASE)
-_SPLIT_CODE = re.compile(r"(?<![\d-])(\d{3})-(\d{3})(?![\d-])")
-_PLAIN_CODE = re.compile(r"(?<!\d)\d{4,8}(?!\d)")
-
-
-def extract_code(text: str | None) -> str | None:
-    """The verification code in an SMS: 4-8 digits, or ``123-456`` (returned as ``123456``).
-
-    ``Нет кода`` ("no code", a placeholder some SA servers send) is never a code.
-    """
-    if not text or _NO_CODE.search(text):
-        return None
-    split = _SPLIT_CODE.search(text)
-    if split:
-        return split.group(1) + split.group(2)
-    plain = _PLAIN_CODE.search(text)
-    return plain.group(0) if plain else None
 
 
 def _sender(value: object) -> str | None:
