@@ -5,6 +5,7 @@ The watcher's rounds are run by hand (``tick``) on the shared fake clock: no rea
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from decimal import Decimal
 from pathlib import Path
@@ -326,3 +327,20 @@ async def test_prices_in_reminders_use_the_display_currency(tmp_path: Path) -> N
         renew = [b for b in user.buttons(user.last_message()) if b.startswith("⏩")]
         assert renew and all("€" in b for b in renew)
         assert Money(Decimal("1"), "EUR")  # the display scale is EUR
+
+
+async def test_the_loop_runs_rounds_until_stopped(stack: Stack) -> None:
+    user = stack.client()
+    order = await bought(stack, user, "getsms")
+    stack.suite.getsms.inject_sms(order.provider_order_id, "code 66666", code="66666")
+    user.reset()
+    watcher = stack.app.watcher
+    running = asyncio.create_task(watcher.run())
+    for _ in range(10_000):  # bounded: the fake sleep returns at once, rounds follow rounds
+        if stack.slept.count(watcher.settings.interval) >= 3:
+            break
+        await asyncio.sleep(0)
+    watcher.stop()
+    await asyncio.wait_for(running, 10)
+    assert stack.slept.count(watcher.settings.interval) >= 3
+    assert ["66666" in c.text for c in pushes(user)] == [True]  # several rounds, one push
