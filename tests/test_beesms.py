@@ -32,7 +32,8 @@ from bot.providers.base import (
     RenewalOption,
     Unsupported,
 )
-from bot.providers.beesms import BeeSmsProvider, extract_code
+from bot.providers.beesms import BeeSmsProvider
+from bot.providers.codes import extract_code
 from bot.providers.http import ProviderHttp, RetryPolicy
 from tests.emulators.base import FakeClock
 from tests.emulators.beesms import DEFAULT_TOKEN, BeeSmsEmulator

@@ -33,9 +33,9 @@ from bot.providers.base import (
     RemoteStatus,
     Unsupported,
 )
+from bot.providers.codes import extract_code
 from bot.providers.getsms import (
     GetSmsProvider,
-    extract_code,
     parse_rent_datetime,
     rental_sms_id,
 )

@@ -36,11 +36,11 @@ from bot.providers.base import (
     RemoteStatus,
     Unsupported,
 )
+from bot.providers.codes import extract_code
 from bot.providers.http import ProviderHttp, RetryPolicy
 from bot.providers.smsonline import (
     RENT_HOURS,
     SmsOnlineProvider,
-    extract_code,
     parse_webhook,
 )
 from tests.emulators.base import EmulatorServer, FakeClock
