@@ -199,8 +199,8 @@ async def create_app(
     return App(settings, db, http, providers, bot, dp, i18n, watcher)
 
 
-async def set_commands(bot: Bot, i18n: I18n) -> None:
-    """The command menu, in each language we have."""
+async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
+    """The command menu, in each language we have (/wallet when users pay from wallets)."""
     for locale in i18n.available_locales:
         with i18n.context(), i18n.use_locale(locale):
             commands = [
@@ -210,6 +210,8 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
                 BotCommand(command="help", description=_("How it works")),
                 BotCommand(command="language", description=_("Change the language")),
             ]
+            if wallets:
+                commands.append(BotCommand(command="wallet", description=_("My wallet")))
         await bot.set_my_commands(
             commands,
             scope=BotCommandScopeDefault(),
@@ -229,7 +231,7 @@ async def serve(settings: Settings) -> None:
             webhook = await start_webhook(
                 app.watcher, secret, settings.webhook_host, settings.webhook_port
             )
-        await set_commands(app.bot, app.i18n)
+        await set_commands(app.bot, app.i18n, wallets=settings.wallets_on)
         await app.dp.start_polling(app.bot, handle_signals=True)
     finally:
         app.watcher.stop()

@@ -7,9 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aiogram.methods import SendInvoice
+from aiogram.methods import SendInvoice, SetMyCommands
 from aiogram.types import Message, SuccessfulPayment, Update
 
+from bot.app import set_commands
 from bot.money import Money
 from bot.services.wallet import WalletService
 from tests.fakes.telegram import BotClient
@@ -181,3 +182,11 @@ async def test_admins_and_private_mode_do_not_pay(stack: Stack) -> None:
     await user.click(await confirm_screen(user), "✅ Buy")
     assert (user.last_message().text or "").startswith("📱 ")
     assert await balance(stack, user) == Decimal(0)
+
+
+async def test_the_wallet_command_is_in_the_menu_when_users_pay(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, **PUBLIC) as stack:
+        stack.api.log.clear()
+        await set_commands(stack.app.bot, stack.app.i18n, wallets=stack.app.settings.wallets_on)
+        menus = [c.method for c in stack.api.log if isinstance(c.method, SetMyCommands)]
+        assert menus and all(m.commands[-1].command == "wallet" for m in menus)
