@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -34,9 +33,10 @@ from bot.providers.base import (
 )
 from bot.providers.beesms import BeeSmsProvider
 from bot.providers.codes import extract_code
-from bot.providers.http import ProviderHttp, RetryPolicy
+from bot.providers.http import RetryPolicy
 from tests.emulators.base import FakeClock
 from tests.emulators.beesms import DEFAULT_TOKEN, BeeSmsEmulator
+from tests.helpers import free_port, provider_http
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def make_provider(
     key: str = DEFAULT_TOKEN,
     timeout: float = 5.0,
 ) -> BeeSmsProvider:
-    http = ProviderHttp("beesms", client, base_url, secrets=(key,), timeout=timeout, retry=retry)
+    http = provider_http("beesms", client, base_url, key, retry, timeout)
     return BeeSmsProvider(http, key, clock=clock)
 
 
@@ -587,10 +587,7 @@ async def test_buy_is_never_retried(provider: BeeSmsProvider, emulator: BeeSmsEm
 async def test_refused_connection_is_not_ambiguous(
     http_client: httpx.AsyncClient, fast_retry: RetryPolicy, clock: FakeClock
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    provider = make_provider(f"http://127.0.0.1:{port}", http_client, fast_retry, clock)
+    provider = make_provider(f"http://127.0.0.1:{free_port()}", http_client, fast_retry, clock)
     offer = Offer("beesms", "tg", "US", OrderKind.RENTAL, Money(Decimal(1), "USD"), 1, 720)
     with pytest.raises(ProviderUnavailable) as info:
         await provider.buy(offer)

@@ -6,7 +6,6 @@ The watcher's rounds are run by hand (``tick``) on the shared fake clock: no rea
 from __future__ import annotations
 
 import asyncio
-import socket
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bot.webhook import start_webhook
 from storage.models import OrderStatus, StoredOrder
 from storage.orders import OrdersRepo
 from tests.fakes.telegram import BotClient
+from tests.helpers import free_port
 from tests.stack import Stack, running_stack
 
 
@@ -275,12 +275,6 @@ async def test_a_user_who_blocked_the_bot_is_skipped_until_they_return(stack: St
     user.reset()
     await stack.app.watcher.tick()
     assert any("44444" in c.text for c in pushes(user))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_smsonline_webhook_pushes_at_once_and_polling_does_not_repeat(

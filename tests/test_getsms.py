@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,9 +38,10 @@ from bot.providers.getsms import (
     parse_rent_datetime,
     rental_sms_id,
 )
-from bot.providers.http import ProviderHttp, RetryPolicy
+from bot.providers.http import RetryPolicy
 from tests.emulators.base import FakeClock, FaultMode
 from tests.emulators.getsms import GetSmsEmulator
+from tests.helpers import free_port, provider_http
 
 KEY = "gs-Secret-Key-7731"
 
@@ -62,7 +62,7 @@ def make_provider(
     key: str = KEY,
     timeout: float = 5.0,
 ) -> GetSmsProvider:
-    http = ProviderHttp("getsms", client, base_url, secrets=(key,), timeout=timeout, retry=retry)
+    http = provider_http("getsms", client, base_url, key, retry, timeout)
     return GetSmsProvider(http, key, clock=clock)
 
 
@@ -864,13 +864,6 @@ async def test_rental_buy_is_never_retried(provider: GetSmsProvider, emu: GetSms
     with pytest.raises(PurchaseOutcomeUnknown):
         await provider.buy(offer)
     assert emu.calls("getnumber") == 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_refused_connection_is_not_an_unknown_outcome(

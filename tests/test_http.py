@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import httpx
 import pytest
@@ -12,6 +11,7 @@ from aiohttp import web
 from bot.providers.base import BadCredentials, ProviderUnavailable, PurchaseOutcomeUnknown
 from bot.providers.http import ProviderHttp, RetryPolicy
 from tests.emulators.base import EmulatorServer
+from tests.helpers import free_port
 
 KEY = "sekret-key-123456"
 
@@ -103,10 +103,7 @@ async def test_money_moving_call_is_sent_once_and_ambiguous_on_garbage(
 
 
 async def test_refused_connection_is_not_ambiguous(http_client) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    http = make(http_client, f"http://127.0.0.1:{port}")
+    http = make(http_client, f"http://127.0.0.1:{free_port()}")  # a port nobody listens on
     with pytest.raises(ProviderUnavailable) as info:
         await http.call("/api", {"key": KEY}, parse(http), safe=False)
     assert not isinstance(info.value, PurchaseOutcomeUnknown)

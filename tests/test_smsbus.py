@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -32,10 +31,11 @@ from bot.providers.base import (
     RemoteStatus,
     Unsupported,
 )
-from bot.providers.http import ProviderHttp, RetryPolicy
+from bot.providers.http import RetryPolicy
 from bot.providers.smsbus import SmsBusProvider
 from tests.emulators.base import FakeClock
 from tests.emulators.smsbus import SmsBusEmulator
+from tests.helpers import free_port, provider_http
 
 KEY = "bus-SECRET-key-5f3a9c1e77"
 
@@ -58,7 +58,7 @@ def make(
     concurrency: int = 5,
     clock: FakeClock | None = None,
 ) -> SmsBusProvider:
-    http = ProviderHttp("smsbus", client, base_url, secrets=(key,), timeout=timeout, retry=retry)
+    http = provider_http("smsbus", client, base_url, key, retry, timeout)
     return SmsBusProvider(http, key, clock=clock or FakeClock(), concurrency=concurrency)
 
 
@@ -656,13 +656,6 @@ async def test_cancel_5xx_is_outcome_unknown(
     with pytest.raises(PurchaseOutcomeUnknown):
         await provider.cancel(order)
     assert emulator.calls("cancel") == 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_buy_refused_connection_is_unavailable_not_unknown(

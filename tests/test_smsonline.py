@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, timedelta
@@ -37,7 +36,7 @@ from bot.providers.base import (
     Unsupported,
 )
 from bot.providers.codes import extract_code
-from bot.providers.http import ProviderHttp, RetryPolicy
+from bot.providers.http import RetryPolicy
 from bot.providers.smsonline import (
     RENT_HOURS,
     SmsOnlineProvider,
@@ -45,6 +44,7 @@ from bot.providers.smsonline import (
 )
 from tests.emulators.base import EmulatorServer, FakeClock
 from tests.emulators.smsonline import SmsOnlineEmulator
+from tests.helpers import free_port, provider_http
 
 KEY = "sk-SMSONLINE-secret-0123456789"
 
@@ -58,9 +58,7 @@ def make_provider(
     timeout: float = 5.0,
     webhook_url: str | None = None,
 ) -> SmsOnlineProvider:
-    http = ProviderHttp(
-        "smsonline", http_client, base_url, secrets=(KEY,), timeout=timeout, retry=retry
-    )
+    http = provider_http("smsonline", http_client, base_url, KEY, retry, timeout)
     return SmsOnlineProvider(http, KEY, clock=clock, webhook_url=webhook_url)
 
 
@@ -772,10 +770,7 @@ async def test_buy_not_retried_on_5xx(
 async def test_refused_connection_is_not_ambiguous(
     http_client: httpx.AsyncClient, fast_retry: RetryPolicy, clock: FakeClock
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    provider = make_provider(http_client, f"http://127.0.0.1:{port}", fast_retry, clock)
+    provider = make_provider(http_client, f"http://127.0.0.1:{free_port()}", fast_retry, clock)
     offer = Offer(
         "smsonline", "tg", "US", OrderKind.RENTAL, Money(Decimal(1), "USD"), 1, 4, ref="187"
     )
