@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.providers.base import Sms
+from bot.domain import Sms
 from storage.codec import decode_opt_time, decode_time, encode_opt_time, encode_time
 from storage.db import Database
 from storage.models import StoredMessage

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.domain import Order, OrderKind, RemoteStatus, Sms
 from bot.money import Money
-from bot.providers.base import Order, OrderKind, RemoteStatus, Sms
 
 
 class OrderStatus(enum.StrEnum):
@@ -79,6 +79,7 @@ class StoredOrder:
             auto_renew=self.auto_renew,
             duration_hours=self.duration_hours,
             meta=dict(self.meta),
+            bought_at=self.created_at,
         )
 
 

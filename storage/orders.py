@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
+from bot.domain import Order, OrderKind, RemoteStatus
 from bot.money import Money
-from bot.providers.base import Order, OrderKind, RemoteStatus
 from storage.codec import (
     decode_meta,
     decode_money,

@@ -1,24 +1,62 @@
-"""The one provider interface: typed DTOs, capabilities and the error tree.
+"""The one provider interface: capabilities, the Protocol, provider DTOs and the error tree.
 
-Everything above the adapters speaks these types only. Identifiers are canonical:
-services are SMS-Activate-style codes (``tg``, ``wa``, ``go``), countries ISO 3166-1
+Everything above the adapters speaks these types (and :mod:`bot.domain`) only. Identifiers are
+canonical: services are SMS-Activate-style codes (``tg``, ``wa``, ``go``), countries ISO 3166-1
 alpha-2 (``US``), phone numbers digits with the calling code and no ``+``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from bot.domain import (
+    CancelBlock,
+    CancelOutcome,
+    CancelTerms,
+    Order,
+    OrderKind,
+    OrderState,
+    RefundScope,
+    RemoteStatus,
+    Sms,
+)
 from bot.money import Money
 
-
-class OrderKind(enum.StrEnum):
-    ACTIVATION = "activation"
-    RENTAL = "rental"
+__all__ = [
+    "AccountRestricted",
+    "BadCredentials",
+    "CancelBlock",
+    "CancelNotAllowed",
+    "CancelOutcome",
+    "CancelTerms",
+    "Capability",
+    "InsufficientBalance",
+    "InvalidRequest",
+    "NoNumbers",
+    "Offer",
+    "Order",
+    "OrderClosed",
+    "OrderKind",
+    "OrderNotFound",
+    "OrderState",
+    "PriceAboveLimit",
+    "Provider",
+    "ProviderCatalog",
+    "ProviderError",
+    "ProviderUnavailable",
+    "PurchaseOutcomeUnknown",
+    "RefundScope",
+    "RemoteOrder",
+    "RemoteStatus",
+    "Renewal",
+    "RenewalOption",
+    "Sms",
+    "Unsupported",
+]
 
 
 class Capability(enum.StrEnum):
@@ -37,20 +75,6 @@ class Capability(enum.StrEnum):
     WEBHOOK = "webhook"  # pushes incoming SMS to a URL given at purchase
 
 
-class RemoteStatus(enum.StrEnum):
-    """An order's state as the provider reports it."""
-
-    WAITING = "waiting"  # active, no (new) SMS yet
-    RECEIVED = "received"  # active, at least one SMS arrived
-    FINISHED = "finished"  # completed / paid
-    CANCELLED = "cancelled"  # cancelled, money returned
-    EXPIRED = "expired"  # lifetime over (activations: without SMS -> not charged)
-
-    @property
-    def is_final(self) -> bool:
-        return self in (RemoteStatus.FINISHED, RemoteStatus.CANCELLED, RemoteStatus.EXPIRED)
-
-
 @dataclass(frozen=True, slots=True)
 class Offer:
     """One thing a provider sells: price, stock and kind for a service in a country."""
@@ -63,41 +87,6 @@ class Offer:
     stock: int | None
     duration_hours: int | None = None  # rentals only
     ref: str = ""  # opaque adapter data needed to buy exactly this offer (a variant key)
-
-
-@dataclass(frozen=True, slots=True)
-class Order:
-    """A bought number. Everything an adapter needs to act on it later is here."""
-
-    provider: str
-    order_id: str
-    kind: OrderKind
-    phone: str
-    service: str
-    country: str
-    price: Money | None = None
-    expires_at: datetime | None = None  # timezone-aware UTC
-    auto_renew: bool = False
-    duration_hours: int | None = None
-    meta: Mapping[str, str] = field(default_factory=dict)  # opaque adapter state
-
-
-@dataclass(frozen=True, slots=True)
-class Sms:
-    """One received message. ``id`` is stable across polls (derived if the provider has none)."""
-
-    id: str
-    text: str | None
-    code: str | None
-    sender: str | None = None
-    received_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    status: RemoteStatus
-    messages: tuple[Sms, ...] = ()
-    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +113,7 @@ class RemoteOrder:
     expires_at: datetime | None = None
     service: str | None = None
     country: str | None = None
+    created_at: datetime | None = None  # UTC, where the listing tells
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +168,20 @@ class Provider(Protocol):
 
     async def finish(self, order: Order) -> None: ...
 
-    async def cancel(self, order: Order) -> None:
-        """Cancel; returning means the provider confirmed (money returned where it says so)."""
+    def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
+        """Whether a cancel of ``order`` can succeed at ``now`` and what it would return, by the
+        provider's documented rules. ``sms_at``: when each SMS of the order arrived. No I/O."""
         ...
 
-    async def ban(self, order: Order) -> None: ...
+    async def cancel(self, order: Order) -> CancelOutcome:
+        """Cancel. Returning means the provider confirmed; the outcome says what it returned
+        (by its answer where it tells, else by its documented rules). Refusals raise
+        CancelNotAllowed with the real reason."""
+        ...
+
+    async def ban(self, order: Order) -> CancelOutcome:
+        """Report the number unusable and close the order; the outcome as for :meth:`cancel`."""
+        ...
 
     async def renewal_options(self, order: Order) -> list[RenewalOption]: ...
 
@@ -190,7 +189,20 @@ class Provider(Protocol):
 
     async def reuse(self, order: Order) -> Order: ...
 
-    async def list_orders(self) -> list[RemoteOrder]: ...
+    async def list_orders(self) -> list[RemoteOrder]:
+        """The account's orders of the kinds in :attr:`listed_kinds` (reconciliation)."""
+        ...
+
+    @property
+    def listed_kinds(self) -> frozenset[OrderKind]:
+        """The kinds ``list_orders`` reports: a lost purchase of another kind cannot be found."""
+        ...
+
+    def unclaimed_window(self, kind: OrderKind) -> timedelta:
+        """How long after a purchase an order of ``kind`` that got no SMS can still cost money:
+        past it, a purchase whose answer was lost and that cannot be listed has certainly cost
+        nothing (the provider closed it without charge), so its hold can be released."""
+        ...
 
 
 # --- errors -----------------------------------------------------------------------------
