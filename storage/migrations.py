@@ -154,10 +154,71 @@ ALTER TABLE users ADD COLUMN access TEXT NOT NULL DEFAULT 'none'
 ALTER TABLE users ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1));
 """
 
+V4_INTENTS_AND_QUOTES = """
+-- Prices the server showed: a Buy button names a quote, never a price.
+CREATE TABLE quotes (
+    id               TEXT PRIMARY KEY,   -- random token in the Buy button
+    user_id          INTEGER NOT NULL REFERENCES users (id),
+    provider         TEXT NOT NULL,
+    service          TEXT NOT NULL,
+    country          TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    duration_hours   INTEGER,
+    ref              TEXT NOT NULL,
+    price            TEXT NOT NULL,      -- the provider's price then, in its currency
+    currency         TEXT NOT NULL,
+    display_price    TEXT NOT NULL,      -- what the user was shown (and pays), marked up
+    display_currency TEXT NOT NULL,
+    created_at       TEXT NOT NULL
+);
+CREATE INDEX quotes_by_time ON quotes (created_at);
+
+-- Write-ahead records of every money-moving provider call (buy, renew, cancel):
+-- opened before the call in the same transaction as the hold, completed after it in the same
+-- transaction as the order, capture or refund; the reconciler finishes what a crash left open.
+CREATE TABLE intents (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    action            TEXT NOT NULL CHECK (action IN ('buy', 'renew', 'cancel')),
+    user_id           INTEGER NOT NULL REFERENCES users (id),
+    provider          TEXT NOT NULL,
+    service           TEXT NOT NULL,
+    country           TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    duration_hours    INTEGER,
+    ref               TEXT NOT NULL DEFAULT '',
+    cost              TEXT,              -- the provider's price for this call, its currency
+    cost_currency     TEXT,
+    display_price     TEXT,              -- what the user pays for it
+    display_currency  TEXT,
+    hold_id           INTEGER UNIQUE REFERENCES ledger (id),  -- NULL: the user does not pay
+    order_id          INTEGER REFERENCES orders (id),  -- renew/cancel: the order; buy: once bought
+    expires_before    TEXT,              -- renew: the order's end before the call
+    refund            TEXT,              -- cancel: the RefundScope the rules promised
+    status            TEXT NOT NULL DEFAULT 'open'
+                      CHECK (status IN ('open', 'done', 'failed')),
+    attempts          INTEGER NOT NULL DEFAULT 0,  -- reconciliations tried
+    note              TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    CHECK ((cost IS NULL) = (cost_currency IS NULL)),
+    CHECK ((display_price IS NULL) = (display_currency IS NULL)),
+    CHECK (status <> 'done' OR order_id IS NOT NULL)
+);
+CREATE INDEX intents_open ON intents (id) WHERE status = 'open';
+CREATE INDEX intents_by_order ON intents (order_id);
+-- At most one money-moving call in flight per order (two processes cannot renew twice).
+CREATE UNIQUE INDEX intents_one_open_per_order ON intents (order_id)
+    WHERE status = 'open' AND order_id IS NOT NULL;
+
+-- The latest renewal the bot made (cancel windows count from the latest charge).
+ALTER TABLE orders ADD COLUMN renewed_at TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
     Migration(3, "wallets and access", V3_WALLETS_AND_ACCESS),
+    Migration(4, "purchase intents and quotes", V4_INTENTS_AND_QUOTES),
 )
 
 
