@@ -16,8 +16,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import ROUND_DOWN, Context, Decimal, Inexact, InvalidOperation, Overflow
 
+from bot.domain import RefundScope
 from bot.money import Money
 from storage.codec import decode_time, encode_decimal, encode_time
 from storage.db import Database, StorageError, Tx
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 # Sums are exact: a result that would need rounding raises instead of drifting.
 _EXACT = Context(prec=100, traps=[Inexact, InvalidOperation, Overflow])
+_WIDE = Context(prec=100, traps=[InvalidOperation, Overflow])  # for proportional shares
 _ZERO = Decimal(0)
 
 
@@ -139,6 +141,137 @@ async def _append(
     return None if row is None else _entry(row)
 
 
+async def hold_in(tx: Tx, user_id: int, amount: Money, now: datetime) -> int | None:
+    """Inside ``tx``: reserve ``amount`` if the balance covers it; the hold's id, or None."""
+    _positive(amount)
+    if await _balance(tx, user_id, amount.currency) < amount.amount:
+        return None
+    entry = await _append(
+        tx, user_id, LedgerKind.HOLD, amount.amount.copy_negate(), amount.currency, now
+    )
+    if entry is None:
+        raise StorageError("a hold row collided with a unique index")
+    return entry.id
+
+
+async def capture_in(tx: Tx, hold_id: int, order_id: int, now: datetime) -> bool:
+    """Inside ``tx``: keep the held money for ``order_id``; True only if this settled it."""
+    hold = await _hold_row(tx, hold_id)
+    owner = await tx.fetchone("SELECT user_id FROM orders WHERE id = ?", (order_id,))
+    if owner is None or int(owner[0]) != hold.user_id:
+        raise UnknownOrder(f"order {order_id} is not user {hold.user_id}'s")
+    entry = await _append(
+        tx,
+        hold.user_id,
+        LedgerKind.CAPTURE,
+        _ZERO,
+        hold.amount.currency,
+        now,
+        hold_id=hold_id,
+        order_id=order_id,
+    )
+    return entry is not None
+
+
+async def release_in(tx: Tx, hold_id: int, now: datetime) -> bool:
+    """Inside ``tx``: give the held money back; True only if this call settled the hold."""
+    hold = await _hold_row(tx, hold_id)
+    entry = await _append(
+        tx,
+        hold.user_id,
+        LedgerKind.RELEASE,
+        hold.amount.amount.copy_negate(),
+        hold.amount.currency,
+        now,
+        hold_id=hold_id,
+    )
+    return entry is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Capture:
+    paid: Decimal  # what the user paid for this charge (positive)
+    currency: str
+    user_id: int
+    cost: Money | None  # what the provider charged for it, where recorded
+
+
+def _share(captures: list[_Capture], scope: RefundScope, returned: Money | None) -> Decimal | None:
+    """What the user gets back when the provider returned ``scope`` (or ``returned``)."""
+    if scope is RefundScope.ALL:
+        return exact_sum([c.paid for c in captures])
+    if scope is RefundScope.LAST:
+        return captures[-1].paid
+    if scope is not RefundScope.AMOUNT or returned is None:
+        return None  # NONE: nothing came back; UNKNOWN: nothing is given on a guess
+    # The provider said how much: the latest charges are the ones returned, each in
+    # proportion to what of it came back, rounded down to the user's minor unit.
+    left, total = returned.amount, _ZERO
+    for capture in reversed(captures):
+        if left <= 0:
+            break
+        if capture.cost is None or capture.cost.currency != returned.currency:
+            logger.error("a refund of %s cannot be matched to what was charged", returned)
+            return None
+        if capture.cost.amount <= 0:
+            continue
+        taken = min(left, capture.cost.amount)
+        part = _WIDE.multiply(capture.paid, _WIDE.divide(taken, capture.cost.amount))
+        total = _EXACT.add(total, part.quantize(capture.paid, rounding=ROUND_DOWN))
+        left -= taken
+    return total
+
+
+async def refund_in(
+    tx: Tx,
+    order_id: int,
+    scope: RefundScope,
+    now: datetime,
+    returned: Money | None = None,
+) -> LedgerEntry | None:
+    """Inside ``tx``: give back the share of what the user paid for ``order_id`` that matches
+    what the provider returned, once per order; None when nothing is due or already done."""
+    rows = await tx.fetchall(
+        "SELECT h.user_id, h.amount, h.currency, i.cost, i.cost_currency FROM ledger AS c "
+        "JOIN ledger AS h ON h.id = c.hold_id LEFT JOIN intents AS i ON i.hold_id = h.id "
+        "WHERE c.kind = 'capture' AND c.order_id = ? ORDER BY c.id",
+        (order_id,),
+    )
+    if not rows:
+        return None
+    captures = [
+        _Capture(
+            paid=Decimal(r[1]).copy_negate(),
+            currency=str(r[2]),
+            user_id=int(r[0]),
+            cost=None if r[3] is None else Money(Decimal(r[3]), str(r[4])),
+        )
+        for r in rows
+    ]
+    if len({(c.user_id, c.currency) for c in captures}) != 1:
+        raise StorageError(f"order {order_id} was captured for mixed users or currencies")
+    amount = _share(captures, scope, returned)
+    if amount is None or amount <= 0:
+        return None
+    amount = min(amount, exact_sum([c.paid for c in captures]))
+    return await _append(
+        tx,
+        captures[0].user_id,
+        LedgerKind.REFUND,
+        amount,
+        captures[0].currency,
+        now,
+        order_id=order_id,
+    )
+
+
+async def _hold_row(tx: Tx, hold_id: int) -> LedgerEntry:
+    row = await tx.fetchone("SELECT * FROM ledger WHERE id = ? AND kind = 'hold'", (hold_id,))
+    if row is None:
+        raise UnknownHold(f"ledger row {hold_id} is not a hold")
+    return _entry(row)
+
+
 class LedgerRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -152,16 +285,8 @@ class LedgerRepo:
 
     async def hold(self, user_id: int, amount: Money, now: datetime) -> int | None:
         """Reserve ``amount`` if the balance covers it; the hold's id, or None if short."""
-        _positive(amount)
         async with self._db.transaction() as tx:
-            if await _balance(tx, user_id, amount.currency) < amount.amount:
-                return None
-            entry = await _append(
-                tx, user_id, LedgerKind.HOLD, amount.amount.copy_negate(), amount.currency, now
-            )
-        if entry is None:
-            raise StorageError("a hold row collided with a unique index")
-        return entry.id
+            return await hold_in(tx, user_id, amount, now)
 
     async def capture(self, hold_id: int, order_id: int, now: datetime) -> bool:
         """Keep the held money for ``order_id``; True only if this call settled the hold.
@@ -169,58 +294,24 @@ class LedgerRepo:
         Raises UnknownHold, or UnknownOrder if the order is missing or someone else's.
         """
         async with self._db.transaction() as tx:
-            hold = await self._hold(tx, hold_id)
-            owner = await tx.fetchone("SELECT user_id FROM orders WHERE id = ?", (order_id,))
-            if owner is None or int(owner[0]) != hold.user_id:
-                raise UnknownOrder(f"order {order_id} is not user {hold.user_id}'s")
-            entry = await _append(
-                tx,
-                hold.user_id,
-                LedgerKind.CAPTURE,
-                _ZERO,
-                hold.amount.currency,
-                now,
-                hold_id=hold_id,
-                order_id=order_id,
-            )
-        return entry is not None
+            return await capture_in(tx, hold_id, order_id, now)
 
     async def release(self, hold_id: int, now: datetime) -> bool:
         """Give the held money back; True only if this call settled the hold."""
         async with self._db.transaction() as tx:
-            hold = await self._hold(tx, hold_id)
-            entry = await _append(
-                tx,
-                hold.user_id,
-                LedgerKind.RELEASE,
-                hold.amount.amount.copy_negate(),
-                hold.amount.currency,
-                now,
-                hold_id=hold_id,
-            )
-        return entry is not None
+            return await release_in(tx, hold_id, now)
 
-    async def refund(self, order_id: int, now: datetime) -> Money | None:
-        """Give back what the order's captures kept, once; None if nothing to refund.
-
-        Call it only after the provider confirmed the cancel (or the expiry without SMS).
-        """
+    async def refund(
+        self,
+        order_id: int,
+        now: datetime,
+        scope: RefundScope = RefundScope.ALL,
+        returned: Money | None = None,
+    ) -> Money | None:
+        """Give back the share of the order's captures that the provider returned, once;
+        None if nothing is due (or already refunded). See :func:`refund_in`."""
         async with self._db.transaction() as tx:
-            rows = await tx.fetchall(
-                "SELECT h.user_id, h.amount, h.currency FROM ledger AS c "
-                "JOIN ledger AS h ON h.id = c.hold_id "
-                "WHERE c.kind = 'capture' AND c.order_id = ?",
-                (order_id,),
-            )
-            if not rows:
-                return None
-            if len({(int(r[0]), r[2]) for r in rows}) != 1:
-                raise StorageError(f"order {order_id} was captured for mixed users or currencies")
-            user_id, currency = int(rows[0][0]), str(rows[0][2])
-            kept = exact_sum([Decimal(r[1]) for r in rows]).copy_negate()
-            entry = await _append(
-                tx, user_id, LedgerKind.REFUND, kept, currency, now, order_id=order_id
-            )
+            entry = await refund_in(tx, order_id, scope, now, returned)
         return None if entry is None else entry.amount
 
     async def top_up(self, user_id: int, amount: Money, ref: str, now: datetime) -> bool:
@@ -294,10 +385,3 @@ class LedgerRepo:
             (user_id, user_id),
         )
         return [_entry(row) for row in rows]
-
-    @staticmethod
-    async def _hold(tx: Tx, hold_id: int) -> LedgerEntry:
-        row = await tx.fetchone("SELECT * FROM ledger WHERE id = ? AND kind = 'hold'", (hold_id,))
-        if row is None:
-            raise UnknownHold(f"ledger row {hold_id} is not a hold")
-        return _entry(row)

@@ -192,6 +192,7 @@ CREATE TABLE intents (
     display_currency  TEXT,
     hold_id           INTEGER UNIQUE REFERENCES ledger (id),  -- NULL: the user does not pay
     order_id          INTEGER REFERENCES orders (id),  -- renew/cancel: the order; buy: once bought
+    quote_id          TEXT UNIQUE,       -- buy: the quote confirmed (one purchase per Buy)
     expires_before    TEXT,              -- renew: the order's end before the call
     refund            TEXT,              -- cancel: the RefundScope the rules promised
     status            TEXT NOT NULL DEFAULT 'open'

@@ -60,6 +60,7 @@ class StoredOrder:
     auto_renew: bool
     duration_hours: int | None
     meta: Mapping[str, str] = field(default_factory=dict)
+    renewed_at: datetime | None = None  # the latest renewal the bot made
 
     @property
     def is_active(self) -> bool:
@@ -80,6 +81,7 @@ class StoredOrder:
             duration_hours=self.duration_hours,
             meta=dict(self.meta),
             bought_at=self.created_at,
+            renewed_at=self.renewed_at,
         )
 
 

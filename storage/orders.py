@@ -52,6 +52,7 @@ def _order(row: sqlite3.Row) -> StoredOrder:
         auto_renew=bool(row["auto_renew"]),
         duration_hours=None if row["duration_hours"] is None else int(row["duration_hours"]),
         meta=decode_meta(row["meta"]),
+        renewed_at=decode_opt_time(row["renewed_at"]),
     )
 
 
@@ -64,11 +65,50 @@ def _integrity_error(exc: sqlite3.IntegrityError, provider: str, order_id: str) 
     return StorageError(f"order {provider}/{order_id} rejected: {message}")
 
 
-async def _select(tx: Tx, order_id: int) -> StoredOrder:
+async def select_order(tx: Tx, order_id: int) -> StoredOrder:
     row = await tx.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
     if row is None:
         raise StorageError(f"order {order_id} vanished inside its own transaction")
     return _order(row)
+
+
+async def insert_order(
+    tx: Tx, user_id: int, order: Order, display_price: Money | None, now: datetime
+) -> StoredOrder:
+    """Insert a just-bought order as ``active`` inside ``tx``; DuplicateOrder or UnknownUser."""
+    price, currency = encode_money(order.price)
+    shown, shown_currency = encode_money(display_price)
+    stamp = encode_time(now)
+    try:
+        new_id = await tx.insert(
+            "INSERT INTO orders (user_id, provider, provider_order_id, kind, service, "
+            "country, phone, price, currency, display_price, display_currency, status, "
+            "created_at, updated_at, expires_at, auto_renew, duration_hours, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_id,
+                order.provider,
+                order.order_id,
+                order.kind.value,
+                order.service,
+                order.country,
+                order.phone,
+                price,
+                currency,
+                shown,
+                shown_currency,
+                _ACTIVE,
+                stamp,
+                stamp,
+                encode_opt_time(order.expires_at),
+                int(order.auto_renew),
+                order.duration_hours,
+                encode_meta(order.meta),
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise _integrity_error(exc, order.provider, order.order_id) from exc
+    return await select_order(tx, new_id)
 
 
 class OrdersRepo:
@@ -79,40 +119,8 @@ class OrdersRepo:
         self, user_id: int, order: Order, display_price: Money | None, now: datetime
     ) -> StoredOrder:
         """Store a just-bought order as ``active``. Raises DuplicateOrder or UnknownUser."""
-        price, currency = encode_money(order.price)
-        shown, shown_currency = encode_money(display_price)
-        stamp = encode_time(now)
         async with self._db.transaction() as tx:
-            try:
-                new_id = await tx.insert(
-                    "INSERT INTO orders (user_id, provider, provider_order_id, kind, service, "
-                    "country, phone, price, currency, display_price, display_currency, status, "
-                    "created_at, updated_at, expires_at, auto_renew, duration_hours, meta) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        user_id,
-                        order.provider,
-                        order.order_id,
-                        order.kind.value,
-                        order.service,
-                        order.country,
-                        order.phone,
-                        price,
-                        currency,
-                        shown,
-                        shown_currency,
-                        _ACTIVE,
-                        stamp,
-                        stamp,
-                        encode_opt_time(order.expires_at),
-                        int(order.auto_renew),
-                        order.duration_hours,
-                        encode_meta(order.meta),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise _integrity_error(exc, order.provider, order.order_id) from exc
-            return await _select(tx, new_id)
+            return await insert_order(tx, user_id, order, display_price, now)
 
     async def get(self, order_id: int) -> StoredOrder | None:
         row = await self._db.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
