@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -35,17 +36,21 @@ from bot.services.admin import AdminService
 from bot.services.billing import Billing
 from bot.services.catalog import CatalogService
 from bot.services.delivery import Watcher, WatchSettings
+from bot.services.messenger import Messenger
 from bot.services.notifier import Notifier
 from bot.services.offers import OfferService
 from bot.services.orders import OrderService
 from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
+from bot.services.reconcile import Reconciler
 from bot.services.wallet import WalletService
 from bot.webhook import start_webhook, webhook_url
 from storage.db import Database
+from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
+from storage.quotes import QuotesRepo
 from storage.reminders import RemindersRepo
 from storage.stats import StatsRepo
 from storage.users import UsersRepo
@@ -67,6 +72,7 @@ class App:
     dp: Dispatcher
     i18n: I18n
     watcher: Watcher
+    reconciler: Reconciler
 
     async def close(self) -> None:
         await self.bot.session.close()
@@ -122,6 +128,7 @@ async def create_app(
     )
     converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
     users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
+    intents = IntentsRepo(db)
     pricing = Pricing(converter, settings.price_markup_percent)
     offers = OfferService(providers, converter, clock=clock, user_price=pricing.user_price)
     wallet = WalletService(LedgerRepo(db), settings.display_currency, clock)
@@ -141,10 +148,22 @@ async def create_app(
         catalog=CatalogService(providers, clock=clock),
         offers=offers,
         purchases=PurchaseService(
-            providers, offers, order_repo, pricing, clock=clock, billing=billing
+            providers,
+            offers,
+            order_repo,
+            intents,
+            QuotesRepo(db),
+            clock=clock,
+            billing=billing,
         ),
         orders=OrderService(
-            providers, order_repo, messages_repo, pricing, clock=clock, billing=billing
+            providers,
+            order_repo,
+            messages_repo,
+            pricing,
+            intents,
+            clock=clock,
+            billing=billing,
         ),
         wallet=wallet,
     )
@@ -175,6 +194,18 @@ async def create_app(
     for router in routers.values():
         dp.include_router(router)
     bot = make_bot(settings, session)
+    notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
+    reconciler = Reconciler(
+        providers,
+        intents,
+        order_repo,
+        Messenger(notifier, users, i18n),
+        clock=clock,
+        admins=settings.admin_ids,
+        settle_after=timedelta(seconds=2 * settings.provider_timeout + 30),
+        interval=settings.reconcile_interval,
+        sleep=sleep or asyncio.sleep,
+    )
     watcher = Watcher(
         providers,
         dp["orders"],
@@ -182,7 +213,7 @@ async def create_app(
         messages_repo,
         RemindersRepo(db),
         users,
-        Notifier(bot, users, sleep=sleep or asyncio.sleep),
+        notifier,
         i18n,
         clock=clock,
         sleep=sleep or asyncio.sleep,
@@ -196,7 +227,7 @@ async def create_app(
             auto_renew_before=settings.auto_renew_before,
         ),
     )
-    return App(settings, db, http, providers, bot, dp, i18n, watcher)
+    return App(settings, db, http, providers, bot, dp, i18n, watcher, reconciler)
 
 
 async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
@@ -224,6 +255,7 @@ async def serve(settings: Settings) -> None:
     if not settings.admin_ids:
         log.warning("ADMIN_IDS is empty: nobody may get numbers until you add your user id")
     watching = asyncio.create_task(app.watcher.run(), name="watcher")
+    reconciling = asyncio.create_task(app.reconciler.run(), name="reconciler")
     webhook = None
     try:
         secret = settings.webhook_secret()
@@ -235,7 +267,9 @@ async def serve(settings: Settings) -> None:
         await app.dp.start_polling(app.bot, handle_signals=True)
     finally:
         app.watcher.stop()
+        app.reconciler.stop()
         await watching
+        await reconciling
         if webhook is not None:
             await webhook.cleanup()
         await app.close()

@@ -38,24 +38,21 @@ class PickCountry(CallbackData, prefix="c1"):
     country: str
 
 
-class OfferKey(CallbackData, prefix="o2"):
-    """An offer as the user saw it: ``token`` names it (see ``offer_token``), ``price`` is the
-    provider's price then, in its currency. Provider refs stay server-side: they may be long or
-    hold the ``:`` separator."""
+class OfferKey(CallbackData, prefix="o3"):
+    """An offer on the offers screen: ``token`` names it (see ``offer_token``). No price: the
+    price is the server's, kept in the quote the confirmation makes."""
 
     service: str
     country: str
     provider: str
     token: str
-    price: str
-    currency: str
 
 
-class Confirm(OfferKey, prefix="y3"):
-    """The Buy button under the confirmation: the same offer, now at its confirmed price.
-    ``nonce`` tells one confirmation from another shown later in the same message."""
+class Confirm(CallbackData, prefix="y4"):
+    """The Buy button under a confirmation: names the quote (offer and price) the server
+    showed this user. A forged one names no quote of theirs."""
 
-    nonce: str
+    quote: str
 
 
 class OrderAction(enum.StrEnum):

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
         timedelta(hours=1),
     )
     auto_renew_before: Annotated[timedelta, NoDecode] = timedelta(minutes=30)
+    reconcile_interval: float = Field(default=180.0, gt=0, le=3600)
     webhook_base_url: str | None = None
     webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook server must be reachable
     webhook_port: int = Field(default=8080, ge=1, le=65535)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from aiogram.filters.callback_data import CallbackData
@@ -33,9 +34,10 @@ from bot.callbacks import (
 from bot.i18n import LANGUAGE_NAMES
 from bot.money import Money
 from bot.providers import identifiers
-from bot.providers.base import Capability, OrderKind, RenewalOption
+from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption
 from bot.services.offers import PricedOffer, offer_token
 from storage.models import StoredOrder
+from storage.quotes import Quote
 
 SERVICES_PER_PAGE = 10
 COUNTRIES_PER_PAGE = 10
@@ -110,8 +112,6 @@ def offer_key(priced: PricedOffer) -> OfferKey:
         country=offer.country,
         provider=offer.provider,
         token=offer_token(offer),
-        price=str(offer.price.amount),
-        currency=offer.price.currency,
     )
 
 
@@ -135,20 +135,27 @@ def offers(service: str, country: str, priced: Sequence[PricedOffer]) -> InlineK
     return kb.as_markup()
 
 
-def confirm(key: OfferKey, *, nonce: str) -> InlineKeyboardMarkup:
+def confirm(quote: Quote) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=_("✅ Buy"), callback_data=Confirm(**key.model_dump(), nonce=nonce))
+    kb.button(text=_("✅ Buy"), callback_data=Confirm(quote=quote.id))
     kb.button(
-        text=_("« Back"), callback_data=PickCountry(service=key.service, country=key.country)
+        text=_("« Back"),
+        callback_data=PickCountry(service=quote.service, country=quote.country),
     )
     kb.adjust(1)
     return kb.as_markup()
 
 
 def order_card(
-    order: StoredOrder, caps: frozenset[Capability], *, has_sms: bool
+    order: StoredOrder,
+    caps: frozenset[Capability],
+    *,
+    has_sms: bool,
+    cancel: CancelTerms | None = None,
+    now: datetime | None = None,
 ) -> InlineKeyboardMarkup:
-    """The number's actions; "another code" only once a first SMS came."""
+    """The number's actions; "another code" only once a first SMS came; Cancel only where the
+    provider's rules (``cancel``) let it succeed, saying so when it returns nothing."""
     kb = InlineKeyboardBuilder()
     kb.row(
         InlineKeyboardButton(
@@ -170,8 +177,8 @@ def order_card(
             row = []
             if Capability.FINISH in caps:
                 row.append(action(_("✅ Finish"), OrderAction.FINISH))
-            if Capability.CANCEL in caps:
-                row.append(action(_("✖️ Cancel"), OrderAction.CANCEL))
+            if label := _cancel_label(cancel, now):
+                row.append(action(label, OrderAction.CANCEL))
             if Capability.BAN in caps:
                 row.append(action(_("⛔ Number doesn't work"), OrderAction.BAN))
         else:
@@ -184,8 +191,8 @@ def order_card(
             row = []
             if Capability.FINISH in caps:
                 row.append(action(_("✅ Finish"), OrderAction.FINISH))
-            if Capability.CANCEL in caps:
-                row.append(action(_("✖️ Cancel"), OrderAction.CANCEL))
+            if label := _cancel_label(cancel, now):
+                row.append(action(label, OrderAction.CANCEL))
         if row:
             kb.row(*row)
     kb.row(
@@ -194,6 +201,14 @@ def order_card(
         )
     )
     return kb.as_markup()
+
+
+def _cancel_label(terms: CancelTerms | None, now: datetime | None) -> str | None:
+    if terms is None:
+        return None
+    if now is None:
+        raise ValueError("cancel terms need the time they are shown at")
+    return texts.cancel_button(terms, now)
 
 
 def renew_options(
@@ -320,6 +335,12 @@ def reminder(
     for option, shown in options:
         label = _("⏩ Renew for {duration}").format(duration=texts.duration(option.duration_hours))
         kb.row(_renew_button(order, option, shown, label))
+    kb.row(_open_card(order))
+    return kb.as_markup()
+
+
+def open_order(order: StoredOrder) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
     kb.row(_open_card(order))
     return kb.as_markup()
 

@@ -16,7 +16,9 @@ from bot.providers import identifiers
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelTerms,
     InsufficientBalance,
     InvalidRequest,
     NoNumbers,
@@ -26,10 +28,12 @@ from bot.providers.base import (
     PriceAboveLimit,
     ProviderError,
     PurchaseOutcomeUnknown,
+    RefundScope,
     Unsupported,
 )
 from bot.providers.registry import PROVIDER_TITLES
 from bot.services.offers import PricedOffer
+from storage.intents import Intent
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
 
@@ -383,15 +387,128 @@ def price_rose(provider: str, price: str) -> str:
     )
 
 
-def cancelled() -> str:
+def cancelled(refunded: Money | None = None) -> str:
+    if refunded is not None:
+        return _("Cancelled. {amount} is back in your wallet.").format(amount=money(refunded))
     return _("Cancelled.")
+
+
+def countdown(seconds: float) -> str:
+    """A short relative time: "1 min 40 s", "3 h 59 min"."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return _("{h} h {m} min").format(h=hours, m=minutes)
+    if minutes:
+        return _("{m} min {s} s").format(m=minutes, s=secs)
+    return _("{s} s").format(s=secs)
+
+
+def cancel_button(terms: CancelTerms, now: datetime) -> str | None:
+    """The card's cancel label under the provider's rules; None when a cancel cannot succeed."""
+    if terms.blocked is CancelBlock.TOO_EARLY and terms.opens_at is not None:
+        left = countdown((terms.opens_at - now).total_seconds())
+        return _("⏳ Cancel possible in {left}").format(left=left)
+    if terms.blocked is not None:
+        return None
+    if terms.refund is RefundScope.NONE:
+        return _("✖️ Cancel (no refund)")
+    return _("✖️ Cancel")
+
+
+def cancel_refused(terms: CancelTerms, now: datetime) -> str:
+    """Why a cancel is not possible now, in the provider's real terms."""
+    if terms.blocked is CancelBlock.TOO_EARLY and terms.opens_at is not None:
+        left = countdown((terms.opens_at - now).total_seconds())
+        return _("The provider allows a cancel only a little later: in {left}.").format(
+            left=left
+        )
+    if terms.blocked is CancelBlock.SMS_RECEIVED:
+        return _("An SMS already arrived on this number, so it can no longer be cancelled.")
+    if terms.blocked is CancelBlock.TOO_LATE:
+        return _("The time to cancel this number is over.")
+    return _("This number cannot be cancelled.")
+
+
+def purchase_unconfirmed(provider: str, listed: bool, settles_by: datetime) -> str:
+    """The provider's answer to a purchase was lost: the truth, and when the money is back."""
+    if listed:
+        return _(
+            "{provider} did not confirm the purchase, so no number was confirmed yet. We are "
+            "checking its records: if the number was issued you will get it here, otherwise "
+            "your money comes back. Please don't buy again right away."
+        ).format(provider=title(provider))
+    return _(
+        "{provider} did not confirm the purchase: no number was confirmed. If you paid, the "
+        "money is held until {when} and then comes back (the provider charges nothing for a "
+        "number that received no SMS)."
+    ).format(provider=title(provider), when=when(settles_by))
+
+
+def purchase_recovered(order: StoredOrder) -> str:
+    return _(
+        "✅ Your purchase went through after all: {order}. Open it in your numbers."
+    ).format(order=_order_head(order))
+
+
+def purchase_released(amount: Money | None) -> str:
+    if amount is None:
+        return _("The purchase you tried earlier did not go through: no number was bought.")
+    return _(
+        "The purchase you tried earlier did not go through: no number was bought, and "
+        "{amount} is back in your wallet."
+    ).format(amount=money(amount))
+
+
+def order_ended_refund(order: StoredOrder, refunded: Money | None) -> str:
+    """A cancel whose answer was lost turned out to have gone through."""
+    if refunded is not None:
+        return _("{order} is cancelled; {amount} is back in your wallet.").format(
+            order=_order_head(order), amount=money(refunded)
+        )
+    return _("{order} is cancelled.").format(order=_order_head(order))
+
+
+def action_not_done(action: str, paid: Money | None) -> str:
+    """A renewal or cancel whose answer was lost turned out not to have happened."""
+    if action == "renew":
+        if paid is not None:
+            return _(
+                "The renewal you asked for did not go through; {amount} is back in your wallet."
+            ).format(amount=money(paid))
+        return _("The renewal you asked for did not go through.")
+    return _("The cancel you asked for did not go through: the number is still yours.")
+
+
+def admin_intent_unresolved(intent: Intent, why: str) -> str:
+    what = f"#{intent.id} {intent.action.value} {title(intent.provider)}, user {intent.user_id}"
+    return _(
+        "⚠️ A purchase, renewal or cancel could not be reconciled yet ({what}): {why}. "
+        "The bot keeps trying."
+    ).format(what=escape(what), why=escape(why))
+
+
+def admin_unowned_order(provider: str, order_id: str, number: str) -> str:
+    return _(
+        "⚠️ {provider} has an active order {order} ({number}) that no user of the bot owns. "
+        "Check it in the provider's account."
+    ).format(provider=title(provider), order=escape(order_id), number=escape(number))
+
+
+def quote_invalid() -> str:
+    return _("That confirmation is no longer valid. Here are the current offers:")
 
 
 def finished() -> str:
     return _("Done. The number is closed.")
 
 
-def banned() -> str:
+def banned(refunded: Money | None = None) -> str:
+    if refunded is not None:
+        return _("Reported. The number is closed; {amount} is back in your wallet.").format(
+            amount=money(refunded)
+        )
     return _("Reported. The number is closed.")
 
 
@@ -577,12 +694,12 @@ def unexpected_error() -> str:
     return _("Something went wrong on our side. Please try again in a minute.")
 
 
-def action_unconfirmed(exc: ProviderError) -> str:
-    """A cancel, renewal or other action whose answer was lost: don't invite a repeat."""
+def action_unconfirmed() -> str:
+    """A cancel or renewal whose answer was lost: don't invite a repeat."""
     return _(
-        "{provider} did not confirm this in time. Check the number's status in a minute "
-        "before trying again."
-    ).format(provider=title(exc.provider))
+        "The provider did not confirm this in time. We are checking and will tell you the "
+        "outcome here; please don't repeat it meanwhile."
+    )
 
 
 def provider_error(exc: ProviderError) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from decimal import Decimal, InvalidOperation
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -25,20 +23,24 @@ from bot.callbacks import (
     ServicePage,
 )
 from bot.handlers.common import answer, show
-from bot.money import Money
+from bot.handlers.numbers import card_screen
 from bot.providers import identifiers
 from bot.providers.base import ProviderError
 from bot.services.catalog import CatalogService, MergedCatalog
 from bot.services.guard import AlreadyDone, InProgress
-from bot.services.offers import OfferService, OffersResult
+from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
 from bot.services.orders import OrderService
 from bot.services.purchase import (
-    OfferRequest,
     PriceRose,
     PurchaseRefused,
     PurchaseService,
+    PurchaseUnconfirmed,
+    QuoteInvalid,
+    matches,
 )
 from bot.services.wallet import NotEnoughBalance
+from storage.intents import QuoteUsed
+from storage.quotes import Quote
 
 log = logging.getLogger(__name__)
 MAX_MATCHES = keyboards.SERVICES_PER_PAGE  # one page: page buttons would drop the filter
@@ -197,29 +199,38 @@ async def pick_country(
     await show(query, text, markup)
 
 
-def _request(key: OfferKey) -> OfferRequest | None:
-    """What the button names, or None if its data was tampered with."""
-    try:
-        price = Money(Decimal(key.price), key.currency)
-    except (InvalidOperation, ValueError):
-        return None
-    return OfferRequest(key.service, key.country, key.provider, key.token, price)
-
-
-async def pick_offer(query: CallbackQuery, callback_data: OfferKey, offers: OfferService) -> None:
+async def pick_offer(
+    query: CallbackQuery, callback_data: OfferKey, offers: OfferService, purchases: PurchaseService
+) -> None:
+    """The confirmation: the server keeps the price it shows here; Buy names that quote."""
     await answer(query)
     result = await offers.offers(callback_data.service, callback_data.country)
-    request = _request(callback_data)
-    priced = request.find(result) if request else None
+    priced = next(
+        (
+            p
+            for p in result.offers
+            if p.offer.provider == callback_data.provider
+            and offer_token(p.offer) == callback_data.token
+        ),
+        None,
+    )
     if priced is None:
         text, markup = _offers_screen(result, texts.offer_gone(callback_data.provider))
         await show(query, text, markup)
         return
-    key = keyboards.offer_key(priced)  # the price on screen now is the one confirmed
+    quote = await purchases.quote(query.from_user.id, priced)
+    await _confirm_screen(query, quote, priced, offers)
+
+
+async def _confirm_screen(
+    query: CallbackQuery, quote: Quote, priced: PricedOffer, offers: OfferService
+) -> None:
     await show(
         query,
-        texts.confirm(identifiers.service_name(key.service), key.country, priced, offers.now()),
-        keyboards.confirm(key, nonce=secrets.token_hex(4)),
+        texts.confirm(
+            identifiers.service_name(quote.service), quote.country, priced, offers.now()
+        ),
+        keyboards.confirm(quote),
     )
 
 
@@ -230,20 +241,15 @@ async def confirm_buy(
     orders: OrderService,
     offers: OfferService,
 ) -> None:
-    request = _request(callback_data)
-    message = query.message
-    if request is None or message is None:
-        await answer(query, texts.not_yours(), alert=True)
-        return
-    tap = (message.chat.id, message.message_id, callback_data.nonce)
     # The callback is answered when the purchase is over (the spinner shows it is running),
     # so a repeated tap can still be told "in progress" or "already bought".
+    tap = callback_data.quote
     try:
-        stored = await purchases.buy(query.from_user.id, request, tap=tap)
+        stored = await purchases.buy(query.from_user.id, callback_data.quote, tap=tap)
     except InProgress:
         await answer(query, texts.in_progress())
         return
-    except AlreadyDone:
+    except (AlreadyDone, QuoteUsed):
         await answer(query, texts.already_bought())
         return
     except NotEnoughBalance as short:
@@ -251,29 +257,63 @@ async def confirm_buy(
         text = texts.not_enough_balance(short.price, short.balance, short.missing)
         await show(query, text, keyboards.need_top_up())
         return
+    except PriceRose as rose:
+        await answer(query)
+        shown = next(
+            (p for p in rose.remaining.offers if matches(rose.quote, p.offer)),
+            None,
+        )
+        if shown is None:  # cannot happen: the new quote was made from these offers
+            text, markup = _offers_screen(rose.remaining, texts.offer_gone(rose.quote.provider))
+            await show(query, text, markup)
+            return
+        notice = texts.price_rose(rose.quote.provider, texts.money(rose.quote.display_price))
+        await show(
+            query,
+            notice
+            + "\n\n"
+            + texts.confirm(
+                identifiers.service_name(rose.quote.service),
+                rose.quote.country,
+                shown,
+                offers.now(),
+            ),
+            keyboards.confirm(rose.quote),
+        )
+        return
     except PurchaseRefused as refused:
         await answer(query)
-        if isinstance(refused, PriceRose):
-            prefix = texts.price_rose(request.provider, texts.money(refused.new_price))
+        if isinstance(refused, QuoteInvalid):
+            prefix = texts.quote_invalid()
         else:
-            prefix = texts.offer_gone(request.provider)
+            prefix = texts.offer_gone(refused.provider)
+        if not refused.remaining.service:  # a forged quote: nothing to show but the menu
+            await show(query, texts.quote_invalid(), keyboards.main_menu())
+            return
         text, markup = _offers_screen(refused.remaining, prefix)
         await show(query, text, markup)
+        return
+    except PurchaseUnconfirmed as lost:
+        await answer(query)
+        intent = lost.intent
+        log.warning("purchase unconfirmed: intent %s at %s", intent.id, intent.provider)
+        text = texts.purchase_unconfirmed(intent.provider, lost.listed, lost.settles_by)
+        await show(query, text, keyboards.main_menu())
         return
     except ProviderError as exc:
         await answer(query)
         log.warning("purchase failed: %s", exc)
-        result = await offers.offers(request.service, request.country, fresh=True)
+        quote = await purchases.get_quote(callback_data.quote, query.from_user.id)
+        if quote is None:
+            await show(query, "⚠️ " + texts.provider_error(exc), keyboards.main_menu())
+            return
+        result = await offers.offers(quote.service, quote.country, fresh=True)
         text, markup = _offers_screen(result, "⚠️ " + texts.provider_error(exc))
         await show(query, text, markup)
         return
     await answer(query)
-    view = await orders.view(stored)
-    await show(
-        query,
-        texts.order_card(view.order, view.messages),
-        keyboards.order_card(view.order, view.capabilities, has_sms=bool(view.messages)),
-    )
+    text, markup = card_screen(await orders.view(stored), orders.now())
+    await show(query, text, markup)
 
 
 def setup() -> Router:

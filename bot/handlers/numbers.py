@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -12,9 +13,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction, OrderAction, OrderCb, OrdersPage, RenewCb
 from bot.handlers.common import answer, show
-from bot.providers.base import ProviderError, PurchaseOutcomeUnknown
+from bot.providers.base import ProviderError
 from bot.services.guard import InProgress
-from bot.services.orders import OrderInactive, OrderService
+from bot.services.orders import (
+    ActionUnconfirmed,
+    CancelRefused,
+    OrderInactive,
+    OrderService,
+    OrderView,
+)
 from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo
 from storage.models import StoredOrder
@@ -22,6 +29,14 @@ from storage.orders import OrdersRepo
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 8
+ACTION_ERRORS = (
+    InProgress,
+    OrderInactive,
+    ProviderError,
+    NotEnoughBalance,
+    CancelRefused,
+    ActionUnconfirmed,
+)
 
 
 async def _numbers_screen(
@@ -77,16 +92,23 @@ async def numbers_page(
     await show(query, text, markup)
 
 
-async def _card(query: CallbackQuery, orders: OrderService, order: StoredOrder) -> None:
-    view = await orders.view(order)
-    await show(
-        query,
-        texts.order_card(view.order, view.messages),
-        keyboards.order_card(view.order, view.capabilities, has_sms=bool(view.messages)),
+def card_screen(view: OrderView, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
+    """The number card: its text and its actions (as the provider's rules allow them now)."""
+    return texts.order_card(view.order, view.messages), keyboards.order_card(
+        view.order,
+        view.capabilities,
+        has_sms=bool(view.messages),
+        cancel=view.cancel,
+        now=now,
     )
 
 
-async def _explain(query: CallbackQuery, exc: Exception, what: str) -> bool:
+async def _card(query: CallbackQuery, orders: OrderService, order: StoredOrder) -> None:
+    text, markup = card_screen(await orders.view(order), orders.now())
+    await show(query, text, markup)
+
+
+async def _explain(query: CallbackQuery, exc: Exception, what: str, now: datetime) -> bool:
     """Tell why an action did not happen; False when the card need not be shown again."""
     if isinstance(exc, InProgress):
         await answer(query, texts.in_progress())
@@ -95,8 +117,10 @@ async def _explain(query: CallbackQuery, exc: Exception, what: str) -> bool:
         text = texts.order_not_active()
     elif isinstance(exc, NotEnoughBalance):
         text = texts.not_enough_balance(exc.price, exc.balance, exc.missing)
-    elif isinstance(exc, PurchaseOutcomeUnknown):  # the answer to cancel or renew was lost
-        text = texts.action_unconfirmed(exc)
+    elif isinstance(exc, CancelRefused):
+        text = texts.cancel_refused(exc.terms, now)
+    elif isinstance(exc, ActionUnconfirmed):  # the answer to cancel or renew was lost
+        text = texts.action_unconfirmed()
     else:
         assert isinstance(exc, ProviderError)
         text = texts.provider_error(exc)
@@ -118,14 +142,16 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
             order = await orders.refresh(order)
             await answer(query)
         elif action is OrderAction.CANCEL:
-            order = await orders.cancel(order)
-            await answer(query, texts.cancelled())
+            result = await orders.cancel(order)
+            order = result.order
+            await answer(query, texts.cancelled(result.refunded))
         elif action is OrderAction.FINISH:
-            order = await orders.finish(order)
+            order = (await orders.finish(order)).order
             await answer(query, texts.finished())
         elif action is OrderAction.BAN:
-            order = await orders.ban(order)
-            await answer(query, texts.banned())
+            result = await orders.ban(order)
+            order = result.order
+            await answer(query, texts.banned(result.refunded))
         elif action is OrderAction.ANOTHER:
             await orders.another_code(order)
             await answer(query, texts.another_code_requested())
@@ -138,8 +164,8 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
             priced = [(o, orders.to_display(o.price)) for o in options]
             await show(query, texts.renew_menu(order), keyboards.renew_options(order, priced))
             return
-    except (InProgress, OrderInactive, ProviderError, NotEnoughBalance) as exc:
-        if not await _explain(query, exc, f"order {order.id} {action}"):
+    except ACTION_ERRORS as exc:
+        if not await _explain(query, exc, f"order {order.id} {action}", orders.now()):
             return
         order = await orders.get(order.id, query.from_user.id) or order  # what we learnt
     await _card(query, orders, order)
@@ -152,8 +178,8 @@ async def renew(query: CallbackQuery, callback_data: RenewCb, orders: OrderServi
         return
     try:
         order, renewal = await orders.renew(order, callback_data.hours)
-    except (InProgress, OrderInactive, ProviderError, NotEnoughBalance) as exc:
-        if not await _explain(query, exc, f"order {order.id} renew"):
+    except ACTION_ERRORS as exc:
+        if not await _explain(query, exc, f"order {order.id} renew", orders.now()):
             return
         order = await orders.get(order.id, query.from_user.id) or order
     else:

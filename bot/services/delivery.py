@@ -39,7 +39,7 @@ from bot.providers.base import (
 from bot.services.admin import AdminService
 from bot.services.guard import InProgress
 from bot.services.notifier import Notifier
-from bot.services.orders import OrderInactive, OrderService
+from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -330,8 +330,14 @@ class Watcher:
         got_sms = bool(await self._messages.list_for_order(order.id))
         if order.kind is OrderKind.ACTIVATION and not got_sms:
             try:
-                closed = await self._orders.cancel(order)
-            except (ProviderError, InProgress, OrderInactive) as exc:
+                closed = (await self._orders.cancel(order)).order
+            except (
+                ProviderError,
+                InProgress,
+                OrderInactive,
+                CancelRefused,
+                ActionUnconfirmed,
+            ) as exc:
                 log.info("order %s is overdue; cancel not possible yet (%s)", order.id, exc)
                 return False
         else:

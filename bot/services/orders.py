@@ -3,6 +3,11 @@
 Each action runs once at a time per order (a repeated tap is told it is in progress), calls the
 provider, and records the outcome in one transaction. Ownership is checked by the caller via
 :meth:`OrderService.get` before anything else.
+
+Money follows the provider: a cancel is offered only where the provider's rules
+(:meth:`Provider.cancel_terms`) let it succeed, and what the user gets back is the share of
+their payment that the provider returned (:class:`CancelOutcome`). Renewals and cancels are
+written ahead (:mod:`storage.intents`), so a crash in the middle is finished by the reconciler.
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.clock import SYSTEM_CLOCK, Clock
+from bot.failpoints import crash_point
 from bot.money import MissingExchangeRate, Money
 from bot.providers.base import (
+    CancelOutcome,
+    CancelTerms,
     Capability,
     OrderClosed,
     OrderKind,
@@ -21,14 +30,18 @@ from bot.providers.base import (
     OrderState,
     Provider,
     ProviderError,
+    PurchaseOutcomeUnknown,
+    RefundScope,
     RemoteStatus,
     Renewal,
     RenewalOption,
     Unsupported,
 )
 from bot.services.billing import FREE, Billing
-from bot.services.guard import OnceGuard
+from bot.services.guard import InProgress, OnceGuard
 from bot.services.pricing import Pricing
+from bot.services.wallet import NotEnoughBalance
+from storage.intents import Intent, IntentAction, IntentBusy, IntentsRepo, Purpose
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -46,11 +59,37 @@ class OrderInactive(Exception):
     """The order is no longer active; nothing was sent to the provider."""
 
 
+class CancelRefused(Exception):
+    """The provider's rules refuse a cancel now (``terms`` says why); nothing was sent."""
+
+    def __init__(self, terms: CancelTerms) -> None:
+        super().__init__(f"cancel refused: {terms.blocked}")
+        self.terms = terms
+
+
+class ActionUnconfirmed(Exception):
+    """The provider's answer to a money-moving action was lost: the reconciler will tell."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderView:
     order: StoredOrder
     messages: tuple[StoredMessage, ...]
     capabilities: frozenset[Capability]
+    cancel: CancelTerms | None = None  # None: the provider has no cancel (or not active)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    order: StoredOrder
+    refunded: Money | None = None  # what went back to the user's wallet
+
+
+def sms_times(messages: tuple[StoredMessage, ...] | list[StoredMessage]) -> list[datetime]:
+    """When each SMS arrived, as early as we know it (the provider's time, or when we saw it)."""
+    return [
+        min(m.received_at, m.stored_at) if m.received_at else m.stored_at for m in messages
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +106,23 @@ class OrderService:
         orders: OrdersRepo,
         messages: MessagesRepo,
         pricing: Pricing,
+        intents: IntentsRepo,
         *,
         clock: Clock = SYSTEM_CLOCK,
         billing: Billing = FREE,
     ) -> None:
-        """Users ``billing`` charges pay renewals; confirmed cancels are refunded."""
+        """Users ``billing`` charges pay renewals; cancels refund what the provider returned."""
         self._providers = providers
         self._orders = orders
         self._messages = messages
+        self._intents = intents
         self._pricing = pricing
         self._billing = billing
         self._clock = clock
         self.guard: OnceGuard[None] = OnceGuard(remember=0)
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     async def get(self, order_id: int, user_id: int) -> StoredOrder | None:
         """The order if it is ``user_id``'s own; None otherwise (missing or someone else's)."""
@@ -88,7 +132,15 @@ class OrderService:
         provider = self._providers.get(order.provider)
         caps = provider.capabilities if provider else frozenset()
         messages = tuple(await self._messages.list_for_order(order.id))
-        return OrderView(order, messages, caps)
+        terms = None
+        if provider is not None and order.is_active and Capability.CANCEL in caps:
+            terms = self._terms(provider, order, messages)
+        return OrderView(order, messages, caps, terms)
+
+    def _terms(
+        self, provider: Provider, order: StoredOrder, messages: tuple[StoredMessage, ...]
+    ) -> CancelTerms:
+        return provider.cancel_terms(order.to_order(), sms_times(messages), self._clock.now())
 
     def to_display(self, money: Money | None) -> Money | None:
         """A provider price in the display currency; None when it cannot be converted."""
@@ -118,31 +170,59 @@ class OrderService:
         new = await self._messages.add_new(order.id, list(state.messages), now)
         closed = False
         if state.status.is_final:
-            closed = await self._orders.set_status(
-                order.id, _FINAL[state.status], state.status, now
+            # An activation the provider closed without an SMS was not charged (every
+            # provider's rule): the user's payment comes back with the status, in one write.
+            refund = (
+                RefundScope.ALL
+                if order.kind is OrderKind.ACTIVATION
+                and state.status in (RemoteStatus.CANCELLED, RemoteStatus.EXPIRED)
+                and not await self._got_sms(order)
+                else None
             )
+            closed, refunded = await self._intents.close_order(
+                order.id, _FINAL[state.status], state.status, now, refund
+            )
+            if refunded is not None:
+                log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
         elif order.remote_status != state.status:
             await self._orders.set_remote_status(order.id, state.status, now)
         if state.expires_at and state.expires_at != order.expires_at:
             await self._orders.update_expiry(order.id, state.expires_at, now=now)
         stored = await self._reload(order)
-        if (
-            closed
-            and stored.kind is OrderKind.ACTIVATION
-            and stored.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-            and not await self._got_sms(order)
-        ):
-            await self._refund(stored)  # the provider closed it without an SMS: not charged
         return AppliedState(stored, tuple(new), closed)
 
-    async def cancel(self, order: StoredOrder) -> StoredOrder:
-        return await self._final_action(order, "cancel", OrderStatus.CANCELLED)
+    async def cancel(self, order: StoredOrder) -> ActionResult:
+        """Cancel where the provider's rules allow it now (CancelRefused otherwise, with no
+        provider call); the user gets back the share the provider returned."""
+        self._require_active(order)
+        provider = self.provider(order)
+        terms = self._terms(provider, order, tuple(await self._messages.list_for_order(order.id)))
+        if not terms.allowed:
+            raise CancelRefused(terms)
+        return await self._closing_action(
+            order, provider, IntentAction.CANCEL, OrderStatus.CANCELLED, terms.refund
+        )
 
-    async def finish(self, order: StoredOrder) -> StoredOrder:
-        return await self._final_action(order, "finish", OrderStatus.FINISHED)
+    async def ban(self, order: StoredOrder) -> ActionResult:
+        self._require_active(order)
+        provider = self.provider(order)
+        return await self._closing_action(
+            order, provider, IntentAction.CANCEL, OrderStatus.BANNED, RefundScope.UNKNOWN
+        )
 
-    async def ban(self, order: StoredOrder) -> StoredOrder:
-        return await self._final_action(order, "ban", OrderStatus.BANNED)
+    async def finish(self, order: StoredOrder) -> ActionResult:
+        """Close a used number (no money moves)."""
+        self._require_active(order)
+        provider = self.provider(order)
+        async with self.guard.once((order.id, "order")):
+            try:
+                await provider.finish(order.to_order())
+            except (OrderClosed, OrderNotFound):
+                await self._settle(provider, order)
+                raise
+            await self._orders.set_status(order.id, OrderStatus.FINISHED, None, self._clock.now())
+        log.info("order %s: finish confirmed by %s", order.id, provider.id)
+        return ActionResult(await self._reload(order))
 
     async def another_code(self, order: StoredOrder) -> None:
         self._require_active(order)
@@ -165,60 +245,128 @@ class OrderService:
         return await self.provider(order).renewal_options(order.to_order())
 
     async def renew(self, order: StoredOrder, duration_hours: int) -> tuple[StoredOrder, Renewal]:
+        """Renew, written ahead: the hold and the intent before the call, the new end and the
+        capture after it. NotEnoughBalance before anything is sent when the wallet is short."""
         self._require_active(order)
         if order.kind is not OrderKind.RENTAL:
             raise Unsupported(order.provider, "only rentals can be renewed")
-        async with self.guard.once((order.id, "order")):
-            price = await self._renewal_price(order, duration_hours)
-            async with self._billing.charged(order.user_id, price) as charge:
-                renewal = await self.provider(order).renew(order.to_order(), duration_hours)
-                charge.order_id = order.id
-            new_id = renewal.order_id if renewal.order_id != order.provider_order_id else None
-            await self._orders.update_expiry(
-                order.id, renewal.expires_at, now=self._clock.now(), provider_order_id=new_id
-            )
-        log.info("order %s renewed for %sh", order.id, duration_hours)
-        return await self._reload(order), renewal
-
-    async def _final_action(
-        self, order: StoredOrder, action: str, status: OrderStatus
-    ) -> StoredOrder:
-        self._require_active(order)
         provider = self.provider(order)
         async with self.guard.once((order.id, "order")):
-            call = {"cancel": provider.cancel, "finish": provider.finish, "ban": provider.ban}
+            cost, price = await self._renewal_price(order, duration_hours)
+            purpose = Purpose(
+                provider=order.provider,
+                service=order.service,
+                country=order.country,
+                kind=order.kind,
+                duration_hours=duration_hours,
+                cost=cost,
+                display_price=price,
+            )
+            intent = await self._open(IntentAction.RENEW, order, purpose, price=price)
+            crash_point("renew_after_hold")
             try:
-                await call[action](order.to_order())
-            except (OrderClosed, OrderNotFound):
+                renewal = await provider.renew(order.to_order(), duration_hours)
+            except PurchaseOutcomeUnknown as exc:
+                raise ActionUnconfirmed(str(exc)) from exc  # the reconciler reads the new end
+            except ProviderError as exc:
+                await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
+                raise
+            new_id = renewal.order_id if renewal.order_id != order.provider_order_id else None
+            renewed = await self._intents.renewed(
+                intent, renewal.expires_at, self._clock.now(), provider_order_id=new_id
+            )
+        log.info("order %s renewed for %sh", order.id, duration_hours)
+        return renewed, renewal
+
+    async def _open(
+        self,
+        action: IntentAction,
+        order: StoredOrder,
+        purpose: Purpose,
+        *,
+        price: Money | None = None,
+        refund: RefundScope | None = None,
+    ) -> Intent:
+        pays = price is not None
+        try:
+            intent = await self._intents.open(
+                action,
+                order.user_id,
+                purpose,
+                self._clock.now(),
+                pays=pays,
+                order=order,
+                refund=refund,
+            )
+        except IntentBusy as exc:
+            raise InProgress from exc
+        if intent is None:
+            assert price is not None
+            raise NotEnoughBalance(price, await self._billing.balance(order.user_id))
+        return intent
+
+    async def _closing_action(
+        self,
+        order: StoredOrder,
+        provider: Provider,
+        action: IntentAction,
+        status: OrderStatus,
+        promised: RefundScope,
+    ) -> ActionResult:
+        """Cancel or ban, written ahead; the refund is what the provider's outcome says."""
+        async with self.guard.once((order.id, "order")):
+            purpose = Purpose(
+                provider=order.provider,
+                service=order.service,
+                country=order.country,
+                kind=order.kind,
+                duration_hours=order.duration_hours,
+            )
+            intent = await self._open(action, order, purpose, refund=promised)
+            crash_point("cancel_after_intent")
+            call = provider.ban if status is OrderStatus.BANNED else provider.cancel
+            try:
+                outcome: CancelOutcome = await call(order.to_order())
+            except PurchaseOutcomeUnknown as exc:
+                raise ActionUnconfirmed(str(exc)) from exc  # the reconciler reads the status
+            except (OrderClosed, OrderNotFound) as exc:
+                await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
                 await self._settle(provider, order)
                 raise
-            await self._orders.set_status(order.id, status, None, self._clock.now())
-        log.info("order %s: %s confirmed by %s", order.id, action, provider.id)
-        closed = await self._reload(order)
-        if action == "cancel" or (action == "ban" and not await self._got_sms(order)):
-            await self._refund(closed)  # the provider confirmed: the money came back
-        return closed
+            except ProviderError as exc:
+                await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
+                raise
+            crash_point("cancel_after_answer")
+            closed, refunded = await self._intents.cancelled(
+                intent, status, outcome, self._clock.now()
+            )
+        log.info(
+            "order %s: %s confirmed by %s, provider returned %s, user refunded %s",
+            order.id,
+            status.value,
+            provider.id,
+            outcome.refund.value,
+            refunded,
+        )
+        return ActionResult(closed, refunded)
 
     async def _got_sms(self, order: StoredOrder) -> bool:
         return bool(await self._messages.list_for_order(order.id))
 
-    async def _refund(self, order: StoredOrder) -> Money | None:
-        refunded = await self._billing.refund(order.id)
-        if refunded is not None:
-            log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
-        return refunded
-
-    async def _renewal_price(self, order: StoredOrder, duration_hours: int) -> Money | None:
-        """What a paying user pays for the renewal; unknown prices can't be charged."""
-        if not self._billing.charges(order.user_id):
-            return None
+    async def _renewal_price(
+        self, order: StoredOrder, duration_hours: int
+    ) -> tuple[Money | None, Money | None]:
+        """The provider's renewal price and what a paying user pays for it (None for users who
+        do not pay). A paying user's renewal with no known price is refused, never guessed."""
         options = await self.provider(order).renewal_options(order.to_order())
-        price = next(
+        cost = next(
             (o.price for o in options if o.duration_hours == duration_hours and o.price), None
         )
-        if price is None:
+        if not self._billing.charges(order.user_id):
+            return cost, None
+        if cost is None:
             raise Unsupported(order.provider, "the renewal price is not known")
-        return self._pricing.user_price(price)
+        return cost, self._pricing.user_price(cost)
 
     async def _settle(self, provider: Provider, order: StoredOrder) -> None:
         """The provider refused an action as the order is closed: store what it reports now, so
