@@ -215,11 +215,21 @@ CREATE UNIQUE INDEX intents_one_open_per_order ON intents (order_id)
 ALTER TABLE orders ADD COLUMN renewed_at TEXT;
 """
 
+V5_DELIVERY_ATTEMPTS = """
+-- Deliveries Telegram refused for their content: counted, and given up (failed_at) after a
+-- bounded number, so one poison message never blocks the order's later SMS.
+ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN failed_at TEXT;
+ALTER TABLE messages ADD COLUMN failure TEXT;  -- Telegram's last refusal, for the admins
+CREATE INDEX messages_failed ON messages (failed_at) WHERE failed_at IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
     Migration(3, "wallets and access", V3_WALLETS_AND_ACCESS),
     Migration(4, "purchase intents and quotes", V4_INTENTS_AND_QUOTES),
+    Migration(5, "delivery attempts", V5_DELIVERY_ATTEMPTS),
 )
 
 
