@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from bot.money import Money
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
     Capability,
     InsufficientBalance,
@@ -29,11 +32,13 @@ from bot.providers.base import (
     ProviderError,
     ProviderUnavailable,
     PurchaseOutcomeUnknown,
+    RefundScope,
     RemoteStatus,
     Unsupported,
 )
 from bot.providers.codes import extract_code
 from bot.providers.getsms import (
+    ANOTHER_CODE_META,
     GetSmsProvider,
     parse_rent_datetime,
     rental_sms_id,
@@ -63,7 +68,7 @@ def make_provider(
     timeout: float = 5.0,
 ) -> GetSmsProvider:
     http = provider_http("getsms", client, base_url, key, retry, timeout)
-    return GetSmsProvider(http, key, clock=clock)
+    return GetSmsProvider(http, key, currency="USD", clock=clock)
 
 
 @pytest.fixture
@@ -184,6 +189,26 @@ async def test_catalog_canonicalises_service_codes(
     assert catalog.pairs == {("wa", "RU")}  # unknown slug skipped, alias canonicalised
 
 
+async def test_services_without_a_display_name_are_kept_and_named(
+    provider: GetSmsProvider, emu: GetSmsEmulator
+) -> None:
+    emu.raw_reply(
+        "getallcount",
+        '{"ru": [{"ai": {"price": "3.5", "count_all": "12"},'
+        ' "mm": {"name": null, "price": "1", "count_all": "2"},'
+        ' "zzq": {"name": "", "price": "1", "count_all": "2"}}]}',
+    )
+    catalog = await provider.catalog()
+    assert {("ai", "RU"), ("mm", "RU"), ("zzq", "RU")} <= catalog.pairs
+    # Named from the docs' own "List of services"; an unlisted code is shown as its code.
+    assert catalog.service_names["ai"] == "CELEBe"
+    assert catalog.service_names["mm"] == "Microsoft"
+    assert "zzq" not in catalog.service_names
+    emu.set_stock("ai", "ru", price="3.5", count=12, name="")
+    (offer,) = [o for o in await provider.offers("ai", "RU") if o.kind is OrderKind.ACTIVATION]
+    assert (offer.price, offer.stock) == (usd("3.5"), 12)
+
+
 async def test_catalog_error_is_retried(provider: GetSmsProvider, emu: GetSmsEmulator) -> None:
     emu.force_status("getallcount", 502)
     assert ("tg", "RU") in (await provider.catalog()).pairs
@@ -302,22 +327,93 @@ async def test_activation_code_missing_on_the_wire_is_extracted(
     assert sms.sender is None
 
 
+def wrongcode_last_ids(emu: GetSmsEmulator) -> list[str]:
+    return [r.query["last_id"] for r in emu.requests if r.query.get("method") == "wrongcode"]
+
+
 async def test_another_code_flow(provider: GetSmsProvider, emu: GetSmsEmulator) -> None:
     order = await buy_activation(provider)
     with pytest.raises(InvalidRequest, match="first"):
         await provider.another_code(order)
     assert emu.calls("wrongcode") == 0
     emu.inject_sms(order.order_id, "code 1111")
+    (first,) = (await provider.state(order)).messages
+    assert emu.calls("wrongcode") == 0  # nobody asked for another code: getcode only
     await provider.another_code(order)
-    wrong = [r.query for r in emu.requests if r.query.get("method") == "wrongcode"]
-    assert wrong[-1]["last_id"] == order.order_id
+    assert wrongcode_last_ids(emu) == [order.order_id]
+    # Waiting for it: each poll asks wrongcode (the docs: repeat until it answers 200).
+    assert (await provider.state(order)).messages == (first,)
+    assert wrongcode_last_ids(emu)[-1] == order.order_id
     second_id = emu.inject_sms(order.order_id, "code 2222")
     assert second_id != order.order_id
-    (sms,) = (await provider.state(order)).messages
-    assert (sms.id, sms.code) == (second_id, "2222")
+    state = await provider.state(order)
+    # getcode still answers the first SMS; wrongcode's answer is the second one.
+    assert [(m.id, m.code) for m in state.messages] == [
+        (order.order_id, "1111"),
+        (second_id, "2222"),
+    ]
+    assert state.status is RemoteStatus.RECEIVED
+    assert (await provider.state(order)).messages == state.messages  # stable ids across polls
     await provider.another_code(order)  # a third one: last_id is now the second SMS
-    wrong = [r.query for r in emu.requests if r.query.get("method") == "wrongcode"]
-    assert wrong[-1]["last_id"] == second_id
+    assert wrongcode_last_ids(emu)[-1] == second_id
+    third_id = emu.inject_sms(order.order_id, "code 3333")
+    assert [m.id for m in (await provider.state(order)).messages] == [
+        order.order_id,
+        second_id,
+        third_id,
+    ]
+
+
+async def test_another_code_is_still_followed_after_a_restart(
+    provider: GetSmsProvider,
+    emu: GetSmsEmulator,
+    http_client: httpx.AsyncClient,
+    fast_retry: RetryPolicy,
+    clock: FakeClock,
+) -> None:
+    order = await buy_activation(provider)
+    emu.inject_sms(order.order_id, "code 1111")
+    await provider.another_code(order)
+    second_id = emu.inject_sms(order.order_id, "code 2222")
+    restarted = make_provider(emu.base_url, http_client, fast_retry, clock)
+    # Without the stored flag a new process cannot know the user asked: getcode only.
+    assert [m.code for m in (await restarted.state(order)).messages] == ["1111"]
+    flagged = dataclasses.replace(order, meta={**order.meta, ANOTHER_CODE_META: "1"})
+    state = await restarted.state(flagged)
+    assert [(m.id, m.code) for m in state.messages] == [
+        (order.order_id, "1111"),
+        (second_id, "2222"),
+    ]
+
+
+async def test_wrongcode_repeating_the_order_id_is_not_dropped(
+    provider: GetSmsProvider, emu: GetSmsEmulator
+) -> None:
+    # The docs' wrongcode example answers with the same id as getcode's (the order id).
+    order = await buy_activation(provider)
+    emu.inject_sms(order.order_id, "code 1111")
+    await provider.another_code(order)
+    body = json.dumps(
+        {
+            "status": 200,
+            "data": {
+                "code": "753455",
+                "fullSms": "753455",
+                "phone": order.phone,
+                "receivedDate": "2026-01-01T12:05:00.000Z",
+                "sender": "",
+                "id": order.order_id,
+                "phonePass": "",
+            },
+        }
+    )
+    for _ in range(2):
+        emu.raw_reply("wrongcode", body)
+    first = (await provider.state(order)).messages
+    again = (await provider.state(order)).messages
+    assert [m.code for m in first] == ["1111", "753455"]
+    assert first == again  # the same derived id on every poll: pushed once
+    assert first[1].id != first[0].id
 
 
 async def test_another_code_on_an_expired_order(
@@ -368,7 +464,8 @@ async def test_activation_expires_without_charge(
 
 async def test_cancel_activation_refunds(provider: GetSmsProvider, emu: GetSmsEmulator) -> None:
     order = await buy_activation(provider)
-    await provider.cancel(order)
+    outcome = await provider.cancel(order)
+    assert outcome.refund is RefundScope.ALL
     assert emu.activations[order.order_id].status == "cancelled"
     assert emu.balance_of() == Decimal(100)
     with pytest.raises(OrderClosed):
@@ -376,13 +473,132 @@ async def test_cancel_activation_refunds(provider: GetSmsProvider, emu: GetSmsEm
     assert (await provider.state(order)).status is RemoteStatus.EXPIRED
 
 
+@pytest.mark.parametrize("method", ["cancel", "ban"])
+async def test_closing_an_activation_after_its_sms_returns_nothing(
+    provider: GetSmsProvider, emu: GetSmsEmulator, method: str
+) -> None:
+    # get-sms.txt: money is not taken only when no SMS came; refusenumber still answers 200.
+    order = await buy_activation(provider)
+    emu.inject_sms(order.order_id, "code 1111")
+    outcome = await getattr(provider, method)(order)
+    assert outcome.refund is RefundScope.NONE
+    assert emu.balance_of() == Decimal(100) - Decimal("0.50")  # the provider kept the price
+    assert emu.reserved_of() == Decimal(0)
+
+
 async def test_ban_activation(provider: GetSmsProvider, emu: GetSmsEmulator) -> None:
     order = await buy_activation(provider)
-    await provider.ban(order)
+    outcome = await provider.ban(order)
+    assert outcome.refund is RefundScope.ALL
     assert emu.activations[order.order_id].status == "banned"
     assert emu.balance_of() == Decimal(100)
     with pytest.raises(OrderClosed):
         await provider.ban(order)
+
+
+def test_kinds_listed_and_unclaimed_windows(provider: GetSmsProvider) -> None:
+    assert provider.listed_kinds == {OrderKind.RENTAL}  # getorders is the rent API's
+    assert provider.unclaimed_window(OrderKind.ACTIVATION) >= timedelta(minutes=15)
+    assert provider.unclaimed_window(OrderKind.ACTIVATION) <= timedelta(minutes=30)
+    assert provider.unclaimed_window(OrderKind.RENTAL) >= timedelta(days=7)
+
+
+def test_cancel_terms_of_an_activation(provider: GetSmsProvider) -> None:
+    bought = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    order = Order(
+        "getsms",
+        "1",
+        OrderKind.ACTIVATION,
+        "7900",
+        "tg",
+        "RU",
+        expires_at=bought + timedelta(minutes=15),
+        bought_at=bought,
+    )
+    soon = bought + timedelta(minutes=2)
+    terms = provider.cancel_terms(order, [], soon)
+    assert (terms.blocked, terms.refund) == (None, RefundScope.ALL)
+    assert terms.closes_at == bought + timedelta(minutes=15)
+    # After its SMS the cancel is accepted but returns nothing: the button must say so.
+    terms = provider.cancel_terms(order, [bought + timedelta(minutes=1)], soon)
+    assert (terms.blocked, terms.refund) == (None, RefundScope.NONE)
+    late = provider.cancel_terms(order, [], bought + timedelta(minutes=15))
+    assert late.blocked is CancelBlock.TOO_LATE
+    unstored = dataclasses.replace(order, expires_at=None)
+    assert provider.cancel_terms(unstored, [], soon).closes_at == bought + timedelta(minutes=15)
+
+
+def test_cancel_terms_of_a_rental(provider: GetSmsProvider) -> None:
+    bought = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    order = Order(
+        "getsms",
+        "1",
+        OrderKind.RENTAL,
+        "7900",
+        "tg",
+        "RU",
+        expires_at=bought + timedelta(days=1),
+        duration_hours=24,
+        bought_at=bought,
+    )
+    terms = provider.cancel_terms(order, [], bought + timedelta(minutes=19))
+    assert (terms.blocked, terms.refund) == (None, RefundScope.ALL)
+    assert terms.closes_at == bought + timedelta(minutes=20)
+    assert terms.opens_at is None  # refuse documents no minimum wait
+    late = provider.cancel_terms(order, [], bought + timedelta(minutes=20))
+    assert (late.blocked, late.closes_at) == (CancelBlock.TOO_LATE, bought + timedelta(minutes=20))
+    used = provider.cancel_terms(order, [bought + timedelta(minutes=1)], bought)
+    assert used.blocked is CancelBlock.SMS_RECEIVED
+    # Renewed later (a day on): still counted from the purchase.
+    renewed = dataclasses.replace(
+        order, renewed_at=bought + timedelta(hours=23), expires_at=bought + timedelta(days=2)
+    )
+    assert provider.cancel_terms(renewed, [], bought + timedelta(hours=23)).blocked is (
+        CancelBlock.TOO_LATE
+    )
+    # Not stored yet (no bought_at): derived from the end and the duration.
+    fresh = dataclasses.replace(order, bought_at=None)
+    assert provider.cancel_terms(fresh, [], bought).closes_at == bought + timedelta(minutes=20)
+
+
+def test_the_currency_must_be_stated(
+    http_client: httpx.AsyncClient, fast_retry: RetryPolicy
+) -> None:
+    http = provider_http("getsms", http_client, "http://127.0.0.1:9", KEY, fast_retry, 1.0)
+    for currency in ("", "dollars"):
+        with pytest.raises(ValueError, match="currency"):
+            GetSmsProvider(http, KEY, currency=currency)
+    assert GetSmsProvider(http, KEY, currency="rub").currency == "RUB"
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_cloudflare_refusal_of_a_purchase_is_not_an_unknown_outcome(
+    provider: GetSmsProvider, emu: GetSmsEmulator, api: str
+) -> None:
+    offer = (
+        await activation_offer(provider, "tg", "RU")
+        if api == "v1"
+        else await rental_offer(provider)
+    )
+    emu.cloudflare_block("getnumber", api=api)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.buy(offer)
+    assert not isinstance(info.value, PurchaseOutcomeUnknown)  # nothing was bought
+    assert not info.value.answer_lost
+    assert "Cloudflare" in str(info.value) and "403" in str(info.value)
+    assert (emu.activations, emu.rentals, emu.balance_of()) == ({}, {}, Decimal(100))
+    assert emu.calls("getnumber") == 1
+
+
+async def test_cloudflare_refusal_of_a_read_is_unavailable(
+    provider: GetSmsProvider, emu: GetSmsEmulator
+) -> None:
+    emu.cloudflare_block("getbalance")
+    assert await provider.balance() == usd("100")  # a read is retried past it
+    for _ in range(3):
+        emu.cloudflare_block("getbalance")
+    with pytest.raises(ProviderUnavailable, match="Cloudflare"):
+        await provider.balance()
 
 
 async def test_unknown_activation(provider: GetSmsProvider) -> None:
@@ -670,7 +886,7 @@ async def test_rental_cancel_within_window_refunds(
 ) -> None:
     order = await provider.buy(await rental_offer(provider))
     clock.advance(minutes=19)
-    await provider.cancel(order)
+    assert (await provider.cancel(order)).refund is RefundScope.ALL
     assert emu.balance_of() == Decimal(100)
     assert (await provider.state(order)).status is RemoteStatus.CANCELLED
     with pytest.raises(OrderClosed):
@@ -683,12 +899,13 @@ async def test_rental_cancel_refused_late_or_after_sms(
     late = await provider.buy(await rental_offer(provider))
     used = await provider.buy(await rental_offer(provider))
     emu.inject_sms(used.order_id, "code 9999")
-    with pytest.raises(CancelNotAllowed):
+    with pytest.raises(CancelNotAllowed, match="20 minutes"):  # the provider's own reason
         await provider.cancel(used)
     clock.advance(minutes=21)
     with pytest.raises(CancelNotAllowed):
         await provider.cancel(late)
     assert emu.calls("refuse") == 2
+    assert emu.balance_of() == Decimal(100) - 2 * emu.rentals[late.order_id].price
 
 
 @pytest.mark.parametrize(
@@ -945,7 +1162,8 @@ async def test_emulator_auto_sms(
         (first,) = (await provider.state(order)).messages
         await provider.another_code(order)
         clock.advance(seconds=30)
-        (second,) = (await provider.state(order)).messages
+        (again, second) = (await provider.state(order)).messages
+        assert again == first
         assert first.id != second.id and second.code and len(second.code) == 6
 
 

@@ -15,11 +15,14 @@ Wire quirks handled here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -29,7 +32,10 @@ from bot.money import Money, to_decimal
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelOutcome,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -44,6 +50,7 @@ from bot.providers.base import (
     ProviderCatalog,
     ProviderError,
     ProviderUnavailable,
+    RefundScope,
     RemoteOrder,
     RemoteStatus,
     Renewal,
@@ -61,8 +68,24 @@ T = TypeVar("T")
 
 V1_PATH: Final = "/api/v1/"
 RENT_PATH: Final = "/api/v2/rent/"
+# get-sms.txt "Obtaining a telephone number": "a virtual order that allows you to receive an SMS
+# from the issued number within 15 minutes"; the price is held in reserve meanwhile.
 ACTIVATION_LIFETIME: Final = timedelta(minutes=15)
+# The lifetime counts from the provider's start_time; a purchase whose answer was lost started a
+# little after the bot wrote its intent (up to the request timeout, plus clock skew): margin.
+UNCLAIMED_MARGIN: Final = timedelta(minutes=5)
+# get-sms.txt "Obtaining a telephone number for rent": "If you do not receive an SMS within 15
+# minutes, you have the option to cancel the order, and the full amount will be refunded. After
+# 20 minutes, refunds are not available"; refuse's 400: "more than 20 minutes have passed or SMS
+# has already been received". No "too early" error is documented for refuse, so no minimum wait.
+RENT_REFUND_WINDOW: Final = timedelta(minutes=20)
 RENT_DAYS: Final = range(1, 8)  # getcountprices sells 1day..7day
+# How many additional SMS one state() follows through ``wrongcode`` (each answer's id is the next
+# ``last_id``); the docs set no limit, this bounds a poll.
+MAX_EXTRA_SMS: Final = 20
+# Order.meta key the services layer sets (to "1") once ``another_code`` succeeded, so that the
+# adapter keeps asking ``wrongcode`` after a restart (it also remembers it in memory).
+ANOTHER_CODE_META: Final = "another_code"
 MOSCOW: Final = timezone(timedelta(hours=3), "MSK")
 
 _BALANCE_RE = re.compile(r'"balance"\s*:\s*"?\s*(-?\d+(?:[.,]\d+)?)')
@@ -159,6 +182,20 @@ def rental_sms_id(date: str, text: str, occurrence: int = 0) -> str:
     return f"r{digest[:20]}"
 
 
+@functools.cache
+def doc_service_names() -> Mapping[str, str]:
+    """Get-SMS service code -> name, from get-sms.txt's "List of services"."""
+    raw = resources.files("bot.providers").joinpath("data", "getsms_services.json")
+    names = json.loads(raw.read_text("utf-8"))["names"]
+    return {str(k): str(v) for k, v in names.items()}
+
+
+def _sms_digest(sms: Sms) -> str:
+    received = sms.received_at.isoformat() if sms.received_at else ""
+    content = f"{received}\x1f{sms.text or ''}\x1f{sms.code or ''}"
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
 def parse_rent_datetime(value: object) -> datetime | None:
     """A rental timestamp: UNIX seconds, ISO with offset, or a naive Moscow-time string."""
     if isinstance(value, str) and value.strip() and not value.strip().isdigit():
@@ -170,22 +207,31 @@ def parse_rent_datetime(value: object) -> datetime | None:
 
 
 class GetSmsProvider:
-    """The :class:`~bot.providers.base.Provider` for get-sms.com."""
+    """The :class:`~bot.providers.base.Provider` for get-sms.com.
+
+    ``currency`` is required: the docs leave the account currency uncertain (the compatible
+    API's getBalance says "$", the native examples' prices look like roubles), so the operator
+    states it; a wrong guess would misprice every offer.
+    """
 
     def __init__(
         self,
         http: ProviderHttp,
         api_key: str,
         *,
-        currency: str = "USD",
+        currency: str,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        if not re.fullmatch(r"[A-Za-z]{3}", currency or ""):
+            raise ValueError("Get-SMS needs its account currency (ISO 4217, e.g. USD or RUB)")
         self._http = http
         self._key = api_key
         self._currency = currency.upper()
         self._clock = clock
         self._slugs = dict(getsms_countries())
         self._slugs_by_iso = {iso: sorted(slugs) for iso, slugs in reverse(self._slugs).items()}
+        # Activations whose user asked for another code in this process (see ANOTHER_CODE_META).
+        self._wants_more: set[str] = set()
 
     @property
     def id(self) -> str:
@@ -210,9 +256,24 @@ class GetSmsProvider:
                 Capability.BAN,
                 Capability.RENEW,
                 Capability.RENEW_PRICE,
-                Capability.LIST_ORDERS,
+                Capability.LIST_ORDERS,  # rentals only: see listed_kinds
             }
         )
+
+    @property
+    def listed_kinds(self) -> frozenset[OrderKind]:
+        # getorders is the rent API's; the activation API has no order list (get-sms.txt).
+        return frozenset({OrderKind.RENTAL})
+
+    def unclaimed_window(self, kind: OrderKind) -> timedelta:
+        if kind is OrderKind.ACTIVATION:
+            # 15-minute lifetime, and getcode: "In any case money will not be deducted from
+            # your account if no SMS was received".
+            return ACTIVATION_LIFETIME + UNCLAIMED_MARGIN
+        # A rental is charged at purchase and kept unless refused within 20 minutes: a lost
+        # rental purchase is never free, it is found in getorders instead. Past the longest
+        # period sold (7 days) it has certainly ended and can cost nothing more.
+        return timedelta(days=max(RENT_DAYS)) + UNCLAIMED_MARGIN
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -232,8 +293,13 @@ class GetSmsProvider:
                 for code, info in self._items(entry, "getallcount"):
                     service = canonical_service(code)
                     pairs.add((service, iso))
-                    if isinstance(info, Mapping) and isinstance(info.get("name"), str):
-                        names.setdefault(service, info["name"])
+                    name = info.get("name") if isinstance(info, Mapping) else None
+                    if not isinstance(name, str) or not name.strip():
+                        # Some services come without a display name (``ai``): the docs' own
+                        # service list names them; else the code is shown.
+                        name = doc_service_names().get(code)
+                    if name:
+                        names.setdefault(service, name.strip())
         return ProviderCatalog(frozenset(pairs), names)
 
     async def offers(self, service: str, country: str) -> list[Offer]:
@@ -352,46 +418,89 @@ class GetSmsProvider:
         )
 
     async def another_code(self, order: Order) -> None:
-        """``wrongcode`` with ``last_id`` = the newest SMS id, read first with ``getcode``."""
+        """Ask for one more SMS: ``wrongcode`` with ``last_id`` = the newest SMS id.
+
+        get-sms.txt (wrongcode): its answer *is* the additional SMS, and the call "must be
+        repeated either until you receive an SMS or until an error occurs". So from now on
+        :meth:`state` asks ``wrongcode`` after ``getcode`` and returns what it gives. This
+        process remembers it; the services layer also stores ``meta[ANOTHER_CODE_META] = "1"``
+        so that a restart keeps asking.
+        """
         self._need_activation(order, "another_code")
-        state = await self._activation_state(order)
-        if state.status is RemoteStatus.EXPIRED:
+        status, first = await self._first_sms(order)
+        if status == 500:
             raise OrderClosed(self.id, "order lifetime expired")
-        if not state.messages:
+        if first is None:
             raise InvalidRequest(self.id, "no SMS received yet: another code needs a first one")
-        await self._v1(
-            {
-                "method": "wrongcode",
-                "order_id": order.order_id,
-                "last_id": state.messages[-1].id,
-            },
-            self._enveloped(_V1_WRONGCODE, ok=(200, 400)),
-            safe=False,
-        )
+        self._wants_more.add(order.order_id)
+        # The walk ends with the wrongcode call for the newest id: that call is the request.
+        await self._extra_sms(order, first, asking=True)
+
+    def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
+        if order.kind is OrderKind.RENTAL:
+            if sms_at:
+                return CancelTerms(CancelBlock.SMS_RECEIVED, RefundScope.NONE)
+            start = self._rental_start(order)
+            closes = start + RENT_REFUND_WINDOW if start is not None else None
+            if closes is not None and now >= closes:
+                return CancelTerms(CancelBlock.TOO_LATE, RefundScope.NONE, closes_at=closes)
+            # refuse's success: "The funds for the rental are returned to the user's balance."
+            return CancelTerms(None, RefundScope.ALL, closes_at=closes)
+        closes = order.expires_at
+        if closes is None and order.bought_at is not None:
+            closes = order.bought_at + ACTIVATION_LIFETIME
+        if closes is not None and now >= closes:
+            # The order's lifetime is over (refusenumber answers 500); it closed by itself.
+            return CancelTerms(CancelBlock.TOO_LATE, RefundScope.NONE, closes_at=closes)
+        # refusenumber is accepted with or without an SMS, but "money will not be deducted from
+        # your account if no SMS was received" is the only refund rule: after an SMS, nothing.
+        refund = RefundScope.NONE if sms_at else RefundScope.ALL
+        return CancelTerms(None, refund, closes_at=closes)
 
     async def finish(self, order: Order) -> None:
         raise Unsupported(self.id, "finish (the native API has none)")
 
-    async def cancel(self, order: Order) -> None:
+    async def cancel(self, order: Order) -> CancelOutcome:
         if order.kind is OrderKind.RENTAL:
+            # 400 (over 20 minutes, or an SMS came) -> CancelNotAllowed with the provider's msg.
             await self._rent(
                 {"method": "refuse", "rentid": order.order_id},
                 self._enveloped(_RENT_REFUSE),
                 safe=False,
             )
-            return
+            self._wants_more.discard(order.order_id)
+            return CancelOutcome(
+                RefundScope.ALL, detail="refuse: 'The funds for the rental are returned'"
+            )
+        return await self._close_activation(order, "refusenumber")
+
+    async def ban(self, order: Order) -> CancelOutcome:
+        self._need_activation(order, "ban")
+        return await self._close_activation(order, "bannumber")
+
+    async def _close_activation(self, order: Order, method: str) -> CancelOutcome:
+        """refusenumber/bannumber, and what the provider kept by its one refund rule.
+
+        The answer does not say whether money was taken; the docs: "money will not be deducted
+        from your account if no SMS was received". So getcode is read first: an SMS there means
+        the money is kept. (An SMS landing between the two calls cannot be seen; the window is
+        one round trip.)
+        """
+        status, first = await self._first_sms(order)
+        if status == 500:
+            raise OrderClosed(self.id, "order lifetime expired")
         await self._v1(
-            {"method": "refusenumber", "order_id": order.order_id},
+            {"method": method, "order_id": order.order_id},
             self._enveloped(_V1_CLOSE),
             safe=False,
         )
-
-    async def ban(self, order: Order) -> None:
-        self._need_activation(order, "ban")
-        await self._v1(
-            {"method": "bannumber", "order_id": order.order_id},
-            self._enveloped(_V1_CLOSE),
-            safe=False,
+        self._wants_more.discard(order.order_id)
+        if first is not None:
+            return CancelOutcome(
+                RefundScope.NONE, detail=f"{method} after an SMS: the provider keeps the price"
+            )
+        return CancelOutcome(
+            RefundScope.ALL, detail=f"{method} without an SMS: nothing is deducted"
         )
 
     async def renew(self, order: Order, duration_hours: int) -> Renewal:
@@ -505,17 +614,62 @@ class GetSmsProvider:
         )
 
     async def _activation_state(self, order: Order) -> OrderState:
+        status, first = await self._first_sms(order)
+        if status == 500:
+            self._wants_more.discard(order.order_id)
+            return OrderState(RemoteStatus.EXPIRED, expires_at=order.expires_at)
+        if first is None:
+            return OrderState(RemoteStatus.WAITING, expires_at=order.expires_at)
+        messages = [first]
+        if order.order_id in self._wants_more or order.meta.get(ANOTHER_CODE_META) == "1":
+            messages += await self._extra_sms(order, first)
+        return OrderState(RemoteStatus.RECEIVED, tuple(messages), order.expires_at)
+
+    async def _first_sms(self, order: Order) -> tuple[int, Sms | None]:
+        """getcode: ``(200, sms)``, ``(400, None)`` while waiting, ``(500, None)`` expired."""
         status, data = await self._v1(
             {"method": "getcode", "order_id": order.order_id},
             self._status_and_data(_V1_GETCODE, ok=(200, 400, 500)),
             safe=True,
         )
-        if status == 500:
-            return OrderState(RemoteStatus.EXPIRED, expires_at=order.expires_at)
-        if status == 400:
-            return OrderState(RemoteStatus.WAITING, expires_at=order.expires_at)
+        if status != 200:
+            return status, None
+        return status, self._activation_sms(data, "getcode", seen={})
+
+    async def _extra_sms(self, order: Order, first: Sms, *, asking: bool = False) -> list[Sms]:
+        """The SMS after ``first``: ``wrongcode`` with each answer's id as the next ``last_id``,
+        until it answers 400 (none yet: that call is the request for one), 500 (lifetime over)
+        or repeats itself. When polling, a read (retried; 500 ends the walk); when ``asking``
+        (the user's request), sent once and a 500 is :class:`OrderClosed`."""
+        seen = {first.id: _sms_digest(first)}
+        extra: list[Sms] = []
+        last_id = first.id
+        ok = (200, 400) if asking else (200, 400, 500)
+        for _ in range(MAX_EXTRA_SMS):
+            status, data = await self._v1(
+                {"method": "wrongcode", "order_id": order.order_id, "last_id": last_id},
+                self._status_and_data(_V1_WRONGCODE, ok=ok),
+                safe=not asking,
+            )
+            if status != 200:
+                return extra
+            sms = self._activation_sms(data, "wrongcode", seen=seen)
+            if sms is None:  # the SMS already seen, again: nothing newer
+                return extra
+            extra.append(sms)
+            raw_id = sms.id.split("~", 1)[0]
+            if raw_id == last_id:  # the id did not advance: asking again would loop
+                return extra
+            last_id = raw_id
+        log.warning("getsms: order %s has over %d extra SMS", order.order_id, MAX_EXTRA_SMS)
+        return extra
+
+    def _activation_sms(self, data: Any, method: str, *, seen: dict[str, str]) -> Sms | None:
+        """One SMS of getcode/wrongcode. Its ``id`` is the provider's; where that id was already
+        used by another text (the docs' own examples repeat the order id), the id gets a digest
+        of the text so both are kept. None when exactly this SMS was seen already."""
         if not isinstance(data, Mapping) or data.get("id") in (None, ""):
-            raise ProviderUnavailable(self.id, "getcode: SMS without id")
+            raise ProviderUnavailable(self.id, f"{method}: SMS without id")
         text = data.get("fullSms")
         code = data.get("code")
         sms = Sms(
@@ -525,7 +679,21 @@ class GetSmsProvider:
             sender=str(data.get("sender") or "") or None,
             received_at=parse_datetime(data.get("receivedDate")),
         )
-        return OrderState(RemoteStatus.RECEIVED, (sms,), order.expires_at)
+        digest = _sms_digest(sms)
+        if digest in seen.values():
+            return None
+        if sms.id in seen:
+            sms = Sms(f"{sms.id}~{digest[:12]}", sms.text, sms.code, sms.sender, sms.received_at)
+        seen[sms.id] = digest
+        return sms
+
+    def _rental_start(self, order: Order) -> datetime | None:
+        """When the rental was bought (the 20-minute refund window counts from it)."""
+        if order.bought_at is not None:
+            return order.bought_at
+        if order.renewed_at is None and order.expires_at and order.duration_hours:
+            return order.expires_at - timedelta(hours=order.duration_hours)
+        return None
 
     async def _rental_state(self, order: Order) -> OrderState:
         status, data = await self._rent(

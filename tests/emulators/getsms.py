@@ -12,8 +12,14 @@ in ``ssha``, ``tg`` in ``usavirt`` and ``england`` (``go`` in ``ru`` has 0 left)
 ``tg``/``wa`` in ``ru`` and ``tg`` in ``ssha``, 1..7 days.
 
 Money: an activation reserves its price at purchase and is charged when its first SMS arrives;
-cancel, ban or the 15-minute lifetime ending without an SMS returns the reserve. A rental is
-charged at purchase and refunded by ``refuse`` within 20 minutes if no SMS came.
+cancel, ban or the 15-minute lifetime ending without an SMS returns the reserve; after an SMS,
+``refusenumber``/``bannumber`` still answer 200 and the provider keeps the price ("money will not
+be deducted from your account if no SMS was received" is the docs' only refund rule). A rental
+is charged at purchase and refunded by ``refuse`` within 20 minutes if no SMS came, else 400.
+
+Additional SMS (docs, wrongcode): ``getcode`` keeps answering the *first* SMS (its id is the
+order id: "last_id ... almost always the same as order_id"); each further SMS is the answer of
+``wrongcode`` with ``last_id`` = the previous SMS id, 400 while none came after it.
 
 Control methods:
 
@@ -25,7 +31,9 @@ Control methods:
   ``expire(order_id)``; ``complete_rental(rent_id)``
 * ``force_status(method, status, api="v1", times=1)``: the next calls of ``method`` answer
   that documented error status (e.g. ``force_status("getnumber", 507)``);
-  ``raw_reply(method, body, api="v1", http_status=200)``: the next call gets exactly ``body``
+  ``raw_reply(method, body, api="v1", http_status=200)``: the next call gets exactly ``body``;
+  ``cloudflare_block(method, api="v1", status=403)``: the next call is refused by a Cloudflare
+  HTML page before it reaches the API (nothing happens)
 * flags: ``maintenance`` (getnumber answers 507), ``balance_comma`` (getbalance answers the
   doc's literal non-JSON ``"balance": 100,00``), ``http_mirror_status``, ``auto_sms_after``
   (seconds on the clock after which an activation/rental waiting for an SMS gets one)
@@ -56,6 +64,12 @@ OPERATORS = ("ANY", "TELE2", "BEELINE", "MEGAFON", "MTS")
 GETCOUNT_ALIASES = {"wa": "wapp", "vi": "vbr"}  # getcount's own service codes
 CALLING_CODES = {"ru": "7", "ssha": "1", "usavirt": "1", "england": "44", "ukr": "380"}
 
+# The shape of Cloudflare's block page (error 1020 / "Sorry, you have been blocked").
+CLOUDFLARE_PAGE = (
+    '<!DOCTYPE html>\n<html lang="en-US"><head><title>Attention Required! | Cloudflare'
+    "</title></head><body><h1>Sorry, you have been blocked</h1><h2>You are unable to access "
+    "get-sms.com</h2><p>Cloudflare Ray ID: 8f1c2d3e4a5b6c7d</p></body></html>"
+)
 _NOT_FOUND = "The SMS has not been found yet"
 _ADVICE = "The SMS has probably not been received yet. Please try the request again in 10 seconds"
 
@@ -237,6 +251,7 @@ class GetSmsEmulator(EmulatorServer):
         self.auto_sms_after = auto_sms_after
         self._forced: dict[tuple[str, str], list[int]] = {}
         self._raw: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        self._blocked: dict[tuple[str, str], list[int]] = {}
         self._ids = itertools.count(377253343)
         self._random = random.Random(4242)  # fake phone numbers and codes
         self._v1_methods: dict[str, Method] = {
@@ -338,6 +353,10 @@ class GetSmsEmulator(EmulatorServer):
         """The next call of ``method`` gets exactly ``body`` (shape variants, odd answers)."""
         self._raw.setdefault((api, method), []).append((http_status, body))
 
+    def cloudflare_block(self, method: str, *, api: str = "v1", status: int = 403) -> None:
+        """The next call of ``method`` never reaches the API: a Cloudflare HTML refusal."""
+        self._blocked.setdefault((api, method), []).append(status)
+
     def inject_sms(
         self, order_id: str | int, text: str, *, code: str | None = None, sender: str = ""
     ) -> str:
@@ -435,6 +454,14 @@ class GetSmsEmulator(EmulatorServer):
         params = dict(request.query)
         if request.method == "POST":
             params.update({k: str(v) for k, v in (await request.post()).items()})
+        blocked = self._blocked.get((api, params.get("method", "")))
+        if blocked:
+            return web.Response(
+                status=blocked.pop(0),
+                text=CLOUDFLARE_PAGE,
+                content_type="text/html",
+                headers={"Server": "cloudflare", "CF-RAY": "8f1c2d3e4a5b6c7d-FRA"},
+            )
         self._tick()
         account = self.accounts.get(params.get("userkey", ""))
         if account is None:
@@ -590,7 +617,8 @@ class GetSmsEmulator(EmulatorServer):
             return act
         if not act.sms:
             return self._error("v1", "getcode", 400)
-        return self._ok(self._sms_data(act, act.sms[-1]))
+        # The first SMS, always: the next ones are wrongcode's answers (see the module doc).
+        return self._ok(self._sms_data(act, act.sms[0]))
 
     async def _wrongcode(self, account: Account, params: dict[str, str]) -> web.Response:
         act = self._find(account, params, "wrongcode")
