@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.services.access import AccessMode
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # Providers: enabled when the key is set
     getsms_api_key: SecretStr | None = None
     getsms_base_url: str = "https://get-sms.com"
-    getsms_currency: str = "USD"
+    getsms_currency: str | None = None  # required with the key: see _getsms_currency_stated
     smsbus_token: SecretStr | None = None
     smsbus_base_url: str = "https://sms-bus.com"
     beesms_token: SecretStr | None = None
@@ -195,6 +195,23 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL, e.g. https://example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("getsms_currency", mode="before")
+    @classmethod
+    def _blank_currency_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _getsms_currency_stated(self) -> Settings:
+        if self.getsms_api_key is not None and self.getsms_currency is None:
+            raise ValueError(
+                "GETSMS_CURRENCY is required when GETSMS_API_KEY is set: the Get-SMS docs do "
+                "not say which currency the account is in (the compatible API says $, the "
+                "example prices look like roubles), and a wrong guess misprices every offer; "
+                "set it to the currency your balance shows on get-sms.com (e.g. USD or RUB) "
+                "and compare with `python -m bot doctor`"
+            )
+        return self
 
     @property
     def wallets_on(self) -> bool:

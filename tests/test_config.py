@@ -53,10 +53,33 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / ".env").write_text("DISPLAY_CURRENCY=eur\nGETSMS_API_KEY=abc\n")
+    (tmp_path / ".env").write_text(
+        "DISPLAY_CURRENCY=eur\nGETSMS_API_KEY=abc\nGETSMS_CURRENCY=rub\n"
+    )
     settings = load_settings()
     assert settings.display_currency == "EUR"
     assert settings.getsms_api_key is not None
+    assert settings.getsms_currency == "RUB"
+
+
+@pytest.mark.parametrize("currency", [None, "", "  "])
+def test_getsms_key_without_its_currency_is_refused(
+    monkeypatch: pytest.MonkeyPatch, currency: str | None
+) -> None:
+    # The docs leave the Get-SMS account currency uncertain: no silent default.
+    monkeypatch.setenv("GETSMS_API_KEY", "abc")
+    if currency is not None:
+        monkeypatch.setenv("GETSMS_CURRENCY", currency)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "GETSMS_CURRENCY is required when GETSMS_API_KEY is set" in str(caught.value)
+    assert "abc" not in str(caught.value)
+
+
+def test_getsms_currency_alone_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().getsms_currency is None
+    monkeypatch.setenv("GETSMS_CURRENCY", "usd")
+    assert load_settings().getsms_currency == "USD"
 
 
 def test_every_bad_value_is_named_and_no_secret_echoed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,13 +50,22 @@ async def run_bot(tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"GETSMS_API_KEY": "k"}, "BOT_TOKEN is missing"),
-        ({"BOT_TOKEN": "not-a-token", "GETSMS_API_KEY": "k"}, "BOT_TOKEN: does not look like"),
+        ({"GETSMS_API_KEY": "k", "GETSMS_CURRENCY": "USD"}, "BOT_TOKEN is missing"),
+        (
+            {"BOT_TOKEN": "not-a-token", "GETSMS_API_KEY": "k", "GETSMS_CURRENCY": "USD"},
+            "BOT_TOKEN: does not look like",
+        ),
         ({"BOT_TOKEN": TOKEN}, "no provider is enabled"),
         (
-            {"BOT_TOKEN": TOKEN, "GETSMS_API_KEY": "k", "GETSMS_BASE_URL": "ftp://x"},
+            {
+                "BOT_TOKEN": TOKEN,
+                "GETSMS_API_KEY": "k",
+                "GETSMS_CURRENCY": "USD",
+                "GETSMS_BASE_URL": "ftp://x",
+            },
             "GETSMS_BASE_URL",
         ),
+        ({"BOT_TOKEN": TOKEN, "GETSMS_API_KEY": "k"}, "GETSMS_CURRENCY is required"),
     ],
 )
 async def test_start_fails_fast_with_a_clear_message(

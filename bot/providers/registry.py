@@ -58,6 +58,8 @@ def build_providers(
     providers: dict[str, Provider] = {}
     if settings.getsms_api_key is not None:
         key = settings.getsms_api_key.get_secret_value()
+        if settings.getsms_currency is None:  # Settings refuses a key without it
+            raise ValueError("GETSMS_CURRENCY is required when GETSMS_API_KEY is set")
         providers["getsms"] = GetSmsProvider(
             http("getsms", settings.getsms_base_url, key),
             key,

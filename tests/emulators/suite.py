@@ -55,7 +55,11 @@ class EmulatorSuite:
     def env(self, only: tuple[str, ...] | None = None) -> dict[str, str]:
         """Settings (environment names) that enable the emulated providers."""
         entries = {
-            "getsms": {"GETSMS_API_KEY": GETSMS_KEY, "GETSMS_BASE_URL": self.getsms.base_url},
+            "getsms": {
+                "GETSMS_API_KEY": GETSMS_KEY,
+                "GETSMS_BASE_URL": self.getsms.base_url,
+                "GETSMS_CURRENCY": "USD",
+            },
             "smsbus": {"SMSBUS_TOKEN": SMSBUS_TOKEN, "SMSBUS_BASE_URL": self.smsbus.base_url},
             "beesms": {"BEESMS_TOKEN": BEESMS_TOKEN, "BEESMS_BASE_URL": self.beesms.base_url},
             "smsonline": {
