@@ -154,6 +154,7 @@ class ProviderHttp:
         except (ValueError, UnicodeDecodeError):
             if response.status_code >= 500:
                 raise self.unavailable(response, "server error") from None
+            self._refused_before_api(response)
             raise self.unavailable(response, "unparsable body") from None
 
     def text(self, response: httpx.Response) -> str:
@@ -161,7 +162,28 @@ class ProviderHttp:
         body = response.text.strip()
         if response.status_code >= 500 and not body:
             raise self.unavailable(response, "server error")
+        if body.startswith("<"):
+            self._refused_before_api(response)
         return body
+
+    def _refused_before_api(self, response: httpx.Response) -> None:
+        """A 4xx whose body is not the API's (a Cloudflare/WAF/proxy HTML page): the request was
+        refused in front of the API, so nothing was done, even for a purchase. Raises a
+        :class:`ProviderUnavailable` that is not ``answer_lost``."""
+        if not 400 <= response.status_code < 500 or response.status_code == 429:
+            return
+        cloudflare = (
+            "cf-ray" in response.headers
+            or "cloudflare" in response.headers.get("server", "").lower()
+        )
+        front = "Cloudflare" if cloudflare else "the provider's front end"
+        excerpt = self._redact(response.text[:80].replace("\n", " "))
+        raise ProviderUnavailable(
+            self.provider,
+            f"refused by {front} before the API (HTTP {response.status_code}: {excerpt!r}); "
+            "nothing was done",
+            _retry_after(response),
+        )
 
 
 _LIBRARY_REDACTOR = Redactor()
