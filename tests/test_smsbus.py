@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.money import Money
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -28,6 +30,7 @@ from bot.providers.base import (
     ProviderError,
     ProviderUnavailable,
     PurchaseOutcomeUnknown,
+    RefundScope,
     RemoteStatus,
     Unsupported,
 )
@@ -410,14 +413,88 @@ async def test_configurable_lifetime(
 
 async def test_cancel(provider: SmsBusProvider, emulator: SmsBusEmulator) -> None:
     order = await bought(provider, "wa", "RU")
-    await provider.cancel(order)
+    outcome = await provider.cancel(order)
+    assert outcome.refund is RefundScope.ALL
     assert emulator.requests[-1].query["request_id"] == order.order_id
     assert emulator.balance == Decimal("10.00")
     assert emulator.frozen == 0
     assert emulator.prices[(1, 3)].count == 120
-    assert (await provider.state(order)).status is RemoteStatus.EXPIRED
+    # get/sms answers 50102 "released or timeout" for both: this adapter knows it cancelled.
+    assert (await provider.state(order)).status is RemoteStatus.CANCELLED
     with pytest.raises(OrderClosed):
         await provider.cancel(order)
+
+
+async def test_a_cancel_whose_answer_was_lost_reads_as_cancelled(
+    provider: SmsBusProvider, emulator: SmsBusEmulator
+) -> None:
+    order = await bought(provider)
+    other = await bought(provider)
+    emulator.fail("5xx")
+    with pytest.raises(PurchaseOutcomeUnknown):
+        await provider.cancel(order)
+    for request in (order, other):  # released at the provider (by the cancel, or its timeout)
+        emulator.expire(request.order_id)
+    assert (await provider.state(order)).status is RemoteStatus.CANCELLED
+    assert (await provider.state(other)).status is RemoteStatus.EXPIRED
+
+
+def test_kinds_listed_windows_and_cancel_terms(provider: SmsBusProvider) -> None:
+    assert provider.listed_kinds == frozenset()  # the API has no order list
+    assert provider.unclaimed_window(OrderKind.ACTIVATION) >= timedelta(minutes=20)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    order = Order("smsbus", "7", OrderKind.ACTIVATION, "7900", "tg", "RU", bought_at=now)
+    terms = provider.cancel_terms(order, [], now)
+    assert (terms.blocked, terms.refund, terms.opens_at) == (None, RefundScope.ALL, None)
+    # The request closes with its code: cancel would answer 50103.
+    used = provider.cancel_terms(order, [now], now)
+    assert (used.blocked, used.refund) == (CancelBlock.SMS_RECEIVED, RefundScope.NONE)
+    rental = dataclasses.replace(order, kind=OrderKind.RENTAL)
+    assert provider.cancel_terms(rental, [], now).blocked is CancelBlock.UNSUPPORTED
+
+
+async def test_price_rows_numbering_countries_otherwise_are_read(
+    provider: SmsBusProvider, emulator: SmsBusEmulator
+) -> None:
+    # The doc's examples number countries two ways (list/countries: USA 1; list/prices: 5).
+    emulator.row_country_ids = {1: 2, 5: 1}
+    offer = await offer_for(provider, "tg", "RU")
+    assert (offer.country, offer.ref, offer.price) == ("RU", "1:1", Money(Decimal("0.25"), "USD"))
+    assert (await offer_for(provider, "ts", "US")).stock == 1023
+    catalog = await provider.catalog()
+    assert {("tg", "RU"), ("ts", "US")} <= catalog.pairs
+
+
+async def test_a_price_row_naming_another_country_is_skipped_loudly(
+    provider: SmsBusProvider, emulator: SmsBusEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    await provider.offers("tg", "RU")  # id maps loaded
+    row = {"country_id": 5, "project_id": 1, "cost": 1.1, "total_count": 80, "code": "us"}
+    emulator.force(
+        "prices",
+        {"code": 200, "message": "Operation Success", "data": {"5": row}},
+    )
+    with caplog.at_level(logging.WARNING, "bot.providers.smsbus"):
+        assert await provider.offers("tg", "RU") == []
+    assert "has a row for US" in caplog.text
+
+
+async def test_cloudflare_refusal_of_a_purchase_is_not_an_unknown_outcome(
+    provider: SmsBusProvider, emulator: SmsBusEmulator
+) -> None:
+    offer = await offer_for(provider, "tg", "RU")
+    emulator.force_html("number", 403)
+    with pytest.raises(ProviderUnavailable) as info:
+        await provider.buy(offer)
+    assert not isinstance(info.value, PurchaseOutcomeUnknown)  # nothing was bought
+    assert "Cloudflare" in str(info.value) and KEY not in str(info.value)
+    assert emulator.orders == {} and emulator.balance == Decimal("10.00")
+    emulator.force_html("cancel", 403)
+    order = await bought(provider)
+    with pytest.raises(ProviderUnavailable) as cancel_info:
+        await provider.cancel(order)
+    assert not isinstance(cancel_info.value, PurchaseOutcomeUnknown)
+    assert emulator.orders[int(order.order_id)].status == "waiting"
 
 
 async def test_cancel_after_code_is_closed(

@@ -8,8 +8,17 @@ Quirks kept here:
   real ISO code) or the ``smsbus_countries`` table; project codes are *not* SMS-Activate codes
   (``pp`` is PayPal there, Huya at SMS-Activate), so projects map by exact title first;
 * ``get/sms`` returns the code only (no text); ``50101`` is "waiting", ``50102`` "released or
-  timed out"; the request lifetime is not documented, so ``expires_at`` stays ``None``;
+  timed out" (one code for both: a request this adapter cancelled reads as cancelled, any other
+  as expired); the request lifetime is not documented, so ``expires_at`` stays ``None``;
 * prices are per country (``list/prices?country_id=N``) and ``50001`` there means "nothing sold".
+  The doc's examples disagree on country ids (``list/countries`` shows USA as 1, its country
+  table and the ``list/prices`` example as 5): a price row answers the country asked for, and
+  its own ``country_id`` is only used to notice a row whose ``code`` names another country.
+
+Money (sms-bus.md never states a refund rule in words; what it shows): ``get/balance`` reports
+``frozen`` beside ``balance``, i.e. a request's price is held, not spent, while it waits; the
+request closes with its code ("the request has already closed", 50103, for any later cancel),
+so a cancel can only succeed on a request that got no code, whose hold is returned.
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,6 +40,9 @@ from bot.providers import identifiers
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
+    CancelOutcome,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -43,6 +56,7 @@ from bot.providers.base import (
     ProviderCatalog,
     ProviderError,
     ProviderUnavailable,
+    RefundScope,
     RemoteOrder,
     RemoteStatus,
     Renewal,
@@ -63,6 +77,9 @@ _OK = 200
 _NO_SERVICE = 50001
 _SMS_WAITING = 50101
 _SMS_GONE = 50102
+# The request lifetime is not documented (sms-bus.md has no word on it); requests are commonly
+# said to live 20 minutes. A lost purchase's hold is kept three times that before it is released.
+UNCLAIMED_WINDOW = timedelta(hours=1)
 
 # Documented error codes -> typed errors (the operation may override some, see _Envelope).
 _ERRORS: Mapping[int, type[ProviderError]] = {
@@ -108,7 +125,7 @@ class _Maps:
 
 @dataclass(frozen=True, slots=True)
 class _Price:
-    country_id: int
+    country_id: int  # the country asked for
     project_id: int
     cost: Decimal
     count: int
@@ -136,6 +153,8 @@ class SmsBusProvider:
         self._concurrency = concurrency
         self._maps: _Maps | None = None
         self._maps_lock = asyncio.Lock()
+        # Requests this process sent a cancel for: their 50102 "released" means cancelled.
+        self._cancelled: set[str] = set()
 
     @property
     def id(self) -> str:
@@ -152,6 +171,23 @@ class SmsBusProvider:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset({Capability.ACTIVATIONS, Capability.CANCEL, Capability.REUSE})
+
+    @property
+    def listed_kinds(self) -> frozenset[OrderKind]:
+        return frozenset()  # the API has no order list
+
+    def unclaimed_window(self, kind: OrderKind) -> timedelta:
+        return UNCLAIMED_WINDOW
+
+    def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
+        if order.kind is not OrderKind.ACTIVATION:
+            return CancelTerms(CancelBlock.UNSUPPORTED, RefundScope.NONE)
+        if sms_at:
+            # The request closed with its code: cancel answers 50103.
+            return CancelTerms(CancelBlock.SMS_RECEIVED, RefundScope.NONE)
+        # No minimum wait and no window are documented; the lifetime is unknown (an expired
+        # request answers 50103 too, and cost nothing).
+        return CancelTerms(None, RefundScope.ALL)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -191,7 +227,7 @@ class SmsBusProvider:
         offers: list[Offer] = []
         for country_id in country_ids:
             for price in await self._prices(country_id):
-                if price.project_id != project_id or price.country_id != country_id:
+                if price.project_id != project_id:
                     continue
                 offers.append(
                     Offer(
@@ -217,7 +253,11 @@ class SmsBusProvider:
         if isinstance(result, _Failure):
             if result.code == _SMS_WAITING:
                 return OrderState(RemoteStatus.WAITING)
-            return OrderState(RemoteStatus.EXPIRED)  # released (cancelled) or timed out
+            # "Number has been released or timeout": one code for both.
+            if order.order_id in self._cancelled:
+                return OrderState(RemoteStatus.CANCELLED)
+            log.info("sms-bus: request %s released or timed out: read as expired", order.order_id)
+            return OrderState(RemoteStatus.EXPIRED)
         code = result
         digest = hashlib.sha256(code.encode()).hexdigest()[:16]
         sms = Sms(id=f"code-{digest}", text=None, code=code)
@@ -274,9 +314,14 @@ class SmsBusProvider:
             meta={"country_id": str(country_id), "project_id": str(project_id)},
         )
 
-    async def cancel(self, order: Order) -> None:
+    async def cancel(self, order: Order) -> CancelOutcome:
         # 50103 (OrderClosed) once a code came or the request was released: state() tells which.
+        # Remembered before sending: if the answer is lost, a later "released" is this cancel.
+        self._cancelled.add(order.order_id)
         await self._get("cancel", {"request_id": order.order_id}, _ignore, safe=False)
+        return CancelOutcome(
+            RefundScope.ALL, detail="cancel of a request without a code: its frozen price returns"
+        )
 
     # --- unsupported ----------------------------------------------------------------------
 
@@ -286,7 +331,7 @@ class SmsBusProvider:
     async def finish(self, order: Order) -> None:
         raise Unsupported(PROVIDER_ID, "finish")
 
-    async def ban(self, order: Order) -> None:
+    async def ban(self, order: Order) -> CancelOutcome:
         raise Unsupported(PROVIDER_ID, "ban")
 
     async def renewal_options(self, order: Order) -> list[RenewalOption]:
@@ -351,10 +396,12 @@ class SmsBusProvider:
         return country_ids[0], project_id
 
     async def _prices(self, country_id: int) -> list[_Price]:
+        maps = self._maps
+        asked_iso = maps.country_iso.get(country_id) if maps is not None else None
         result = await self._call(
             "list/prices",
             {"country_id": country_id},
-            lambda data: _parse_prices(data, country_id),
+            lambda data: _parse_prices(data, country_id, asked_iso),
             safe=True,
             keep=(_NO_SERVICE,),
         )
@@ -533,12 +580,45 @@ def _parse_projects(data: Any) -> dict[int, _Project]:
     return result
 
 
-def _parse_prices(data: Any, country_id: int) -> list[_Price]:
+def _row_iso(item: Mapping[str, Any]) -> str | None:
+    """The ISO country a price row names by its own ``code``, if it names a real one."""
+    code = str(item.get("code") or "").strip().upper()
+    return code if identifiers.is_country(code) else None
+
+
+def _parse_prices(data: Any, country_id: int, asked_iso: str | None = None) -> list[_Price]:
+    """Rows of ``list/prices?country_id=N``: every row is country N's.
+
+    The row's own ``country_id`` is not trusted as the country: the doc's examples number
+    countries two ways (``list/countries`` has USA as 1, the country table and this call's
+    example as 5). A row whose ``code`` names a different country than the one asked is the
+    only contradiction the body itself shows: it is skipped, with a warning.
+    """
     prices: list[_Price] = []
     for _key, item in _items(data):
+        row_country = _int_or_none(item.get("country_id"))
+        row_iso = _row_iso(item)
+        if asked_iso is not None and row_iso is not None and row_iso != asked_iso:
+            log.warning(
+                "sms-bus: list/prices for country %s (%s) has a row for %s (country_id %s); "
+                "skipped",
+                country_id,
+                asked_iso,
+                row_iso,
+                item.get("country_id"),
+            )
+            continue
+        if row_country is not None and row_country != country_id:
+            log.debug(
+                "sms-bus: list/prices for country %s: row says country_id %s (code %r); read as "
+                "the country asked",
+                country_id,
+                row_country,
+                item.get("code"),
+            )
         prices.append(
             _Price(
-                country_id=_int(item.get("country_id", country_id)),
+                country_id=country_id,
                 project_id=_int(item["project_id"]),
                 cost=to_decimal(item["cost"]),
                 count=max(0, _int(item["total_count"])),

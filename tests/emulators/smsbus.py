@@ -22,6 +22,13 @@ Control methods for tests and benchmarks:
   ``expire(request_id)`` times a request out now; ``forbid_reuse(number)`` (50108);
 * ``force(endpoint, body, status=200, times=1)`` answers the next calls of an endpoint
   (``"number"``, ``"sms"``, ``"prices"``...) with an arbitrary JSON body;
+  ``force_html(endpoint, status=403)``: the next call is refused by a Cloudflare HTML page
+  before the API sees it (nothing happens);
+* ``row_country_ids``: ``{asked id: id written in the rows}`` for ``list/prices``. The doc's own
+  examples number countries two ways (``list/countries``: USA 1, Russia 2; the country table
+  and the ``list/prices`` example: USA 5, Russia 1), so rows may carry another id than asked;
+* a request released by ``cancel`` and one that timed out both answer ``get/sms`` with 50102
+  ("released or timeout"), as documented: the API does not tell them apart.
 * ``max_prices_in_flight`` records how many ``list/prices`` calls overlapped at most.
 """
 
@@ -97,6 +104,18 @@ class Request:
     code: str | None = None
 
 
+CLOUDFLARE_PAGE = (
+    '<!DOCTYPE html>\n<html lang="en-US"><head><title>Attention Required! | Cloudflare'
+    "</title></head><body><h1>Sorry, you have been blocked</h1><h2>You are unable to access "
+    "sms-bus.com</h2><p>Cloudflare Ray ID: 8f1c2d3e4a5b6c7d</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class _CloudflarePage:
+    status: int
+
+
 @dataclass
 class _Forced:
     body: Any
@@ -135,6 +154,7 @@ class SmsBusEmulator(EmulatorServer):
         self.waiting_limit = waiting_limit
         self.numbers_as_strings = False
         self.lists_as_arrays = False
+        self.row_country_ids: dict[int, int] = {}
         self.countries: dict[int, Country] = {}
         self.projects: dict[int, Project] = {}
         self.prices: dict[tuple[int, int], Price] = {}
@@ -237,6 +257,10 @@ class SmsBusEmulator(EmulatorServer):
         key = paths[0]
         self._forced.setdefault(key, []).append(_Forced(body, status, times))
 
+    def force_html(self, endpoint: str, status: int = 403) -> None:
+        """The next call to ``endpoint`` is refused in front of the API (Cloudflare page)."""
+        self.force(endpoint, _CloudflarePage(status))
+
     def waiting(self) -> list[Request]:
         self._tick()
         return [r for r in self.orders.values() if r.status == "waiting"]
@@ -251,6 +275,13 @@ class SmsBusEmulator(EmulatorServer):
                 head.times -= 1
                 if head.times <= 0:
                     forced.pop(0)
+                if isinstance(head.body, _CloudflarePage):
+                    return web.Response(
+                        status=head.body.status,
+                        text=CLOUDFLARE_PAGE,
+                        content_type="text/html",
+                        headers={"Server": "cloudflare", "CF-RAY": "8f1c2d3e4a5b6c7d-AMS"},
+                    )
                 return web.json_response(head.body, status=head.status)
             if request.query.get("token") != self.token:
                 code = 400 if path == "reuse" else 401
@@ -337,7 +368,7 @@ class SmsBusEmulator(EmulatorServer):
             # Keyed by project id; each item repeats the country's title and code, as documented.
             items = {
                 str(pid): {
-                    "country_id": self._num(cid),
+                    "country_id": self._num(self.row_country_ids.get(cid, cid)),
                     "project_id": self._num(pid),
                     "cost": self._num(price.cost),
                     "total_count": self._num(price.count),
