@@ -17,7 +17,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bot (the default)")
-    sub.add_parser("doctor", help="check settings, the database and every enabled provider")
+    doctor = sub.add_parser(
+        "doctor", help="check settings, the database and every enabled provider"
+    )
+    doctor.add_argument(
+        "--ledger",
+        action="store_true",
+        help="also compare the wallet ledger with the orders and the providers' order lists",
+    )
     offers = sub.add_parser("offers", help="list every provider's offers, cheapest first")
     offers.add_argument("service", help="a code or a name: tg, Telegram")
     offers.add_argument("country", help="an ISO code or an English name: US, United States")
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "doctor":
         from bot.cli import doctor
 
-        return asyncio.run(doctor(settings))
+        return asyncio.run(doctor(settings, ledger=args.ledger))
     if command == "offers":
         from bot.cli import offers
 

@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +21,9 @@ from bot.money import CurrencyConverter, MissingExchangeRate, Money
 from bot.providers import identifiers
 from bot.providers.base import Provider, ProviderError, Unsupported
 from bot.providers.registry import PROVIDER_TITLES, build_providers
+from bot.services.audit import audit_ledger
 from bot.services.offers import OfferService, OffersResult
+from storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +36,9 @@ class Check:
 # --- doctor ---------------------------------------------------------------------------------
 
 
-async def doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
-    """Print one row per check; return 1 if any failed."""
+async def doctor(settings: Settings, out: TextIO = sys.stdout, *, ledger: bool = False) -> int:
+    """Print one row per check; return 1 if any failed. ``ledger``: also audit the wallet
+    ledger against the orders and the providers' lists, one line per difference."""
     checks = [
         Check(
             "bot token",
@@ -56,10 +61,26 @@ async def doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
         checks += await asyncio.gather(
             *(_check_provider(p, converter) for p in providers.values())
         )
+        if ledger:
+            checks.append(await _check_ledger(settings, providers))
     width = max(len(c.name) for c in checks)
     for check in checks:
         out.write(f"{'OK  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}\n")
     return 0 if all(c.ok for c in checks) else 1
+
+
+async def _check_ledger(settings: Settings, providers: Mapping[str, Provider]) -> Check:
+    try:
+        db = await Database.open(settings.database_path)
+    except Exception as exc:  # the database check above says more
+        return Check("ledger", False, f"database cannot be opened: {type(exc).__name__}")
+    try:
+        problems = await audit_ledger(db, providers, datetime.now(UTC))
+    finally:
+        await db.close()
+    if not problems:
+        return Check("ledger", True, "the ledger, the orders and the providers' lists agree")
+    return Check("ledger", False, f"{len(problems)} differences:\n  - " + "\n  - ".join(problems))
 
 
 async def _check_database(path: Path) -> Check:

@@ -222,7 +222,7 @@ async def test_strangers_are_refused_before_any_provider_call(tmp_path: Path) ->
         assert (stranger.last_message().text or "").startswith("This bot is private")
         forged = [
             "c1:tg:US",  # the country tap that fetches offers
-            "y3:tg:US:beesms:0123456789ab:99:USD:0badc0de",  # a Buy button
+            "y4:0123456789abcdef",  # a Buy button
             "x1:1:c",  # an order action
         ]
         for data in forged:

@@ -456,9 +456,10 @@ async def test_cancel_of_an_expired_activation_shows_it_expired(stack: Stack) ->
     card, order = await buy(stack, user, GETSMS_ACTIVATION)
     stack.clock.advance(minutes=16)  # past the 15-minute lifetime
 
-    assert (
-        alert_text(await user.click(card, CANCEL)) == "This number is already closed at Get-SMS."
-    )
+    cancels_before = requests_named(stack.suite, "getsms", _getsms_v1("refusenumber"))
+    assert alert_text(await user.click(card, CANCEL)) == "The time to cancel this number is over."
+    # The provider's rules said no: nothing was sent to it.
+    assert requests_named(stack.suite, "getsms", _getsms_v1("refusenumber")) == cancels_before
 
     card = user.last_message()
     assert "Status: ⌛ expired" in lines(card)
@@ -853,9 +854,15 @@ async def test_cancel_tapped_twice_cancels_once(stack: Stack) -> None:
 
 NOT_ANSWERING = "is not answering. Try again in a minute or pick another offer."
 CANT_SELL = "can't sell this right now. Pick another offer or try later."
-LOST = (
-    "did not confirm the purchase in time. If a number was issued, it will appear in your "
-    "numbers shortly; please don't buy again right away."
+LOST = (  # where the provider lists such orders: the reconciler will look
+    "did not confirm the purchase, so no number was confirmed yet. We are checking its "
+    "records: if the number was issued you will get it here, otherwise your money comes "
+    "back. Please don't buy again right away."
+)
+LOST_UNLISTED = (  # where it cannot: the money comes back once the provider's window is over
+    "did not confirm the purchase: no number was confirmed. If you paid, the money is held "
+    "until {until} and then comes back (the provider charges nothing for a number that "
+    "received no SMS)."
 )
 
 
@@ -1046,13 +1053,13 @@ async def test_a_dearer_offer_is_not_bought_and_the_new_price_is_shown(stack: St
     await user.click(confirm, BUY)
 
     screen = user.last_message()
-    assert lines(screen)[0] == "Get-SMS raised the price to $0.90. Here are the current offers:"
-    assert "$0.90 · Get-SMS · activation · 49 left" in user.buttons(screen)
+    assert lines(screen)[0] == "Get-SMS raised the price to $0.90. Buy at the new price?"
+    assert "Price: $0.90" in lines(screen)
+    assert user.buttons(screen) == ["✅ Buy", "« Back"]
     assert purchase_counts(stack.suite)["getsms-activation"] == 0
     assert await stored_orders(stack, user) == []
 
     # Accepting the new price buys at it.
-    await user.click(screen, "$0.90 · Get-SMS · activation · 49 left")
     await user.click(screen, BUY)
     assert "Price: $0.90" in lines(user.last_message())
     assert (await newest_order(stack, user)).price == Money(Decimal("0.90"), "USD")
@@ -1157,8 +1164,7 @@ async def test_a_lost_purchase_answer_with_nothing_to_find_says_so(stack: Stack)
     await user.click(confirm, BUY)
 
     screen = user.last_message()
-    assert lines(screen)[0] == f"⚠️ Get-SMS {LOST}"
-    assert_offers_follow(user, screen)
+    assert lines(screen)[0] == f"Get-SMS {LOST}"
     assert await stored_orders(stack, user) == []
     assert purchase_counts(stack.suite) == only_purchase("getsms-rental")  # not retried
     # The account's orders were read before and after the purchase, to look for it.
@@ -1173,7 +1179,8 @@ async def test_a_lost_purchase_answer_at_a_provider_without_order_list(stack: St
 
     await user.click(confirm, BUY)
 
-    assert lines(user.last_message())[0] == f"⚠️ SMS-BUS {LOST}"
+    until = "1 Jan 2026, 13:00 UTC"  # bought at 12:00; SMS-BUS's window for an unused number
+    assert lines(user.last_message())[0] == "SMS-BUS " + LOST_UNLISTED.format(until=until)
     assert await stored_orders(stack, user) == []
     assert purchase_counts(stack.suite) == only_purchase("smsbus")  # sent once, not retried
     assert stack.suite.smsbus.orders == {}

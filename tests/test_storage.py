@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -91,7 +92,7 @@ async def test_order_round_trip_is_exact(store: Storage, clock: FakeClock, db_pa
     assert stored.expires_at == order.expires_at
     assert stored.expires_at is not None and stored.expires_at.tzinfo is UTC
     assert stored.created_at == stored.updated_at == clock.now()
-    assert store.orders.to_order(stored) == order
+    assert store.orders.to_order(stored) == replace(order, bought_at=clock.now())
 
     row = await store.db.fetchone(
         "SELECT typeof(price), price, display_price, expires_at, meta FROM orders WHERE id = ?",
@@ -109,7 +110,7 @@ async def test_order_round_trip_is_exact(store: Storage, clock: FakeClock, db_pa
     async with await Storage.open(db_path) as reopened:
         again = await reopened.orders.get(stored.id)
         assert again == stored
-        assert again is not None and again.to_order() == order
+        assert again is not None and again.to_order() == replace(order, bought_at=clock.now())
 
 
 async def test_rental_without_price_or_expiry_round_trips(
@@ -126,7 +127,7 @@ async def test_rental_without_price_or_expiry_round_trips(
     )
     stored = await store.orders.create(USER, order, None, clock.now())
     assert (stored.price, stored.display_price, stored.expires_at) == (None, None, None)
-    assert stored.to_order() == order
+    assert stored.to_order() == replace(order, bought_at=clock.now())
     assert await store.orders.get_by_provider("getsms", "R-9") == stored
     assert await store.orders.get_by_provider("smsbus", "R-9") is None
 

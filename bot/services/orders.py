@@ -21,6 +21,7 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.failpoints import crash_point
 from bot.money import MissingExchangeRate, Money
 from bot.providers.base import (
+    CancelBlock,
     CancelOutcome,
     CancelTerms,
     Capability,
@@ -198,6 +199,8 @@ class OrderService:
         provider = self.provider(order)
         terms = self._terms(provider, order, tuple(await self._messages.list_for_order(order.id)))
         if not terms.allowed:
+            if terms.blocked is CancelBlock.TOO_LATE:
+                await self._settle(provider, order)  # the card then shows how it ended
             raise CancelRefused(terms)
         return await self._closing_action(
             order, provider, IntentAction.CANCEL, OrderStatus.CANCELLED, terms.refund

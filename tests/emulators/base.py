@@ -62,6 +62,9 @@ class EmulatorServer:
         self.requests: list[RecordedRequest] = []
         self._faults: list[FaultMode] = []
         self._held = asyncio.Event()
+        self._gated: set[str] = set()
+        self._gate = asyncio.Event()
+        self.gated_arrived = asyncio.Event()  # a gated request is waiting
         self.app = web.Application(middlewares=[self._middleware])
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -73,6 +76,18 @@ class EmulatorServer:
         """Let held ("timeout") requests finish."""
         self._held.set()
 
+    def gate(self, name: str) -> None:
+        """Hold requests named ``name`` *before* they are handled, until :meth:`open_gate`;
+        then they are handled as usual, even if the client went away meanwhile (a purchase
+        in flight when the bot was killed still happens at the provider)."""
+        self._gated.add(name)
+        self._gate = asyncio.Event()
+        self.gated_arrived = asyncio.Event()
+
+    def open_gate(self) -> None:
+        self._gated.clear()
+        self._gate.set()
+
     def calls(self, name: str) -> int:
         """How many requests named ``name`` (``method``/``action`` param or last path part)."""
         return sum(1 for r in self.requests if _name(r) == name)
@@ -82,6 +97,9 @@ class EmulatorServer:
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.query)))
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self._gated and _name(self.requests[-1]) in self._gated:
+            self.gated_arrived.set()
+            await self._gate.wait()
         if self._faults:
             mode = self._faults.pop(0)
             if mode == "5xx":
