@@ -22,6 +22,7 @@ from bot.failpoints import crash_point
 from bot.money import MissingExchangeRate, Money
 from bot.providers.base import (
     CancelBlock,
+    CancelNotAllowed,
     CancelOutcome,
     CancelTerms,
     Capability,
@@ -332,9 +333,17 @@ class OrderService:
                 outcome: CancelOutcome = await call(order.to_order())
             except PurchaseOutcomeUnknown as exc:
                 raise ActionUnconfirmed(str(exc)) from exc  # the reconciler reads the status
-            except (OrderClosed, OrderNotFound) as exc:
+            except (OrderClosed, OrderNotFound, CancelNotAllowed) as exc:
                 await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
                 await self._settle(provider, order)
+                if isinstance(exc, CancelNotAllowed):
+                    # What the provider saw that we had not yet (an SMS, the clock): the
+                    # refusal is told in the rules' own words where they now explain it.
+                    fresh = await self._reload(order)
+                    messages = tuple(await self._messages.list_for_order(order.id))
+                    terms = self._terms(provider, fresh, messages)
+                    if not terms.allowed:
+                        raise CancelRefused(terms) from exc
                 raise
             except ProviderError as exc:
                 await self._intents.failed(intent, f"refused: {exc}", self._clock.now())

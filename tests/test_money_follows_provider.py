@@ -1,0 +1,271 @@
+"""Money follows the provider: refunds are what it returned, charges what the server showed,
+and a lost answer ends with the user's money back or their number found (issue #8)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.cli import doctor
+from bot.money import Money
+from bot.services.reconcile import Reconciler
+from bot.services.wallet import WalletService
+from storage.intents import IntentsRepo
+from storage.ledger import LedgerRepo
+from tests.fakes.telegram import BotClient
+from tests.stack import Stack, running_stack, stack_settings
+from tests.test_flow_orders import (
+    BUY,
+    GETSMS_ACTIVATION,
+    GETSMS_RENTAL,
+    SMSBUS,
+    HeldAnswers,
+    Purchase,
+    alert_text,
+    buy,
+    confirm_screen,
+    deliver_sms,
+    getsms_request,
+    lines,
+    newest_order,
+    requests_named,
+    stored_orders,
+)
+
+ADMIN = 1001
+BUYER = 5005
+PUBLIC: dict[str, Any] = {"access_mode": "public", "admin_ids": frozenset({ADMIN})}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """Public mode: user 5005 pays from a wallet holding $10.00 (no markup)."""
+    async with running_stack(tmp_path, **PUBLIC) as running:
+        await running.client(BUYER).send("/start")
+        await wallet(running).credit(BUYER, Money(Decimal("10.00"), "USD"), ADMIN, "test")
+        yield running
+
+
+def wallet(stack: Stack) -> WalletService:
+    found: WalletService = stack.app.dp["wallet"]
+    return found
+
+
+async def balance(stack: Stack) -> Decimal:
+    return (await wallet(stack).balance(BUYER)).amount
+
+
+async def buyer(stack: Stack) -> BotClient:
+    user = stack.client(BUYER)
+    await user.send("/start")
+    return user
+
+
+async def reconcile(stack: Stack, *, minutes: float) -> Reconciler:
+    stack.clock.advance(minutes=minutes)
+    reconciler: Reconciler = stack.app.reconciler
+    await reconciler.tick()
+    return reconciler
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+
+async def test_cancel_before_any_sms_gives_the_whole_payment_back(stack: Stack) -> None:
+    user = await buyer(stack)
+    card, _ = await buy(stack, user, GETSMS_ACTIVATION)
+    assert await balance(stack) == Decimal("9.50")
+
+    answer = await user.click(card, "✖️ Cancel")
+
+    assert answer is not None and answer.text == "Cancelled. $0.50 is back in your wallet."
+    assert await balance(stack) == Decimal("10.00")
+    assert (await newest_order(stack, user)).status == "cancelled"
+
+
+async def test_cancel_after_the_code_came_says_no_refund_and_gives_none(stack: Stack) -> None:
+    user = await buyer(stack)
+    card, order = await buy(stack, user, GETSMS_ACTIVATION)
+    await deliver_sms(stack.suite, "getsms", order.provider_order_id, "12345")
+    await user.click(card, "🔄 Check SMS")
+    card = user.last_message()
+    # Get-SMS keeps the money once an SMS came: the button says so before anyone taps it.
+    assert "✖️ Cancel (no refund)" in user.buttons(card)
+    assert "✖️ Cancel" not in user.buttons(card)
+
+    answer = await user.click(card, "✖️ Cancel (no refund)")
+
+    assert (answer.text if answer else "") == "Cancelled."
+    assert await balance(stack) == Decimal("9.50")  # nothing given that the provider kept
+    entries = await wallet(stack).history(BUYER)
+    assert [e.kind for e in entries].count("refund") == 0
+
+
+async def test_a_refused_cancel_is_not_sent_and_names_the_reason(stack: Stack) -> None:
+    user = await buyer(stack)
+    card, order = await buy(stack, user, GETSMS_RENTAL)
+    await deliver_sms(stack.suite, "getsms", order.provider_order_id, "777")
+    await stack.app.watcher.tick()  # the SMS is pushed: the bot knows of it
+    refusals = requests_named(stack.suite, "getsms", lambda r: r.query.get("method") == "refuse")
+
+    answer = await user.click(card, "✖️ Cancel")  # the card as it was shown before the SMS
+
+    assert alert_text(answer) == (
+        "An SMS already arrived on this number, so it can no longer be cancelled."
+    )
+    after = requests_named(stack.suite, "getsms", lambda r: r.query.get("method") == "refuse")
+    assert after == refusals  # the provider would refuse: it was not asked
+    assert await balance(stack) == Decimal("8.00")
+    assert "✖️ Cancel" not in user.buttons(card.message_id)  # the card as it is now
+
+
+# --- the server's price -----------------------------------------------------------------------
+
+
+async def test_the_charge_the_order_and_the_receipt_are_the_confirmed_price(stack: Stack) -> None:
+    user = await buyer(stack)
+    confirm = await confirm_screen(user, GETSMS_ACTIVATION)
+    assert "Price: $0.50" in lines(confirm)
+    # The provider gets cheaper meanwhile: the user pays what they were shown, and the order
+    # and the card say the same number.
+    stack.suite.getsms.set_stock("tg", "ru", price="0.40", count=49)
+
+    await user.click(confirm, BUY)
+
+    order = await newest_order(stack, user)
+    assert order.display_price == Money(Decimal("0.50"), "USD")
+    assert await balance(stack) == Decimal("9.50")
+    assert "Price: $0.50" in lines(user.last_message())
+
+
+async def test_a_dearer_price_is_asked_again_and_charged_only_when_confirmed(
+    stack: Stack,
+) -> None:
+    user = await buyer(stack)
+    confirm = await confirm_screen(user, GETSMS_ACTIVATION)
+    stack.suite.getsms.set_stock("tg", "ru", price="0.90", count=49)
+
+    await user.click(confirm, BUY)
+
+    assert await balance(stack) == Decimal("10.00")
+    assert await stored_orders(stack, user) == []
+    again = user.last_message()
+    assert "Price: $0.90" in lines(again)
+    await user.click(again, BUY)
+    assert await balance(stack) == Decimal("9.10")
+    assert (await newest_order(stack, user)).display_price == Money(Decimal("0.90"), "USD")
+
+
+async def test_a_forged_buy_button_buys_nothing(stack: Stack) -> None:
+    user = await buyer(stack)
+    other = stack.client(6006)
+    await other.send("/start")
+    their_confirm = await confirm_screen(other, GETSMS_ACTIVATION)
+    their_buy = next(
+        b.callback_data
+        for row in (
+            their_confirm.reply_markup.inline_keyboard if their_confirm.reply_markup else []
+        )
+        for b in row
+        if b.text == BUY
+    )
+    assert their_buy is not None and their_buy.startswith("y4:")
+    mine = await confirm_screen(user, GETSMS_ACTIVATION)
+    purchases_before = stack.suite.getsms.calls("getnumber")
+
+    for forged in (their_buy, "y4:0000000000000000", "y4:" + "f" * 16):
+        await user.click_data(mine, forged)
+        assert (user.last_message().text or "").startswith("That confirmation is no longer valid.")
+
+    assert stack.suite.getsms.calls("getnumber") == purchases_before
+    assert await balance(stack) == Decimal("10.00")
+    assert await stored_orders(stack, user) == []
+
+
+# --- lost answers -----------------------------------------------------------------------------
+
+
+async def lose_next_purchase(stack: Stack, purchase: Purchase) -> None:
+    if purchase.provider == "smsbus":
+        stack.suite.smsbus.force("number", "<html>502 Bad Gateway</html>", status=502)
+    else:
+        stack.suite.getsms.raw_reply("getnumber", "<html>maintenance</html>", api="v2")
+
+
+async def test_a_lost_activation_purchase_is_released_when_its_window_is_over(
+    stack: Stack,
+) -> None:
+    user = await buyer(stack)
+    confirm = await confirm_screen(user, SMSBUS)
+    await lose_next_purchase(stack, SMSBUS)
+
+    await user.click(confirm, BUY)
+
+    assert (user.last_message().text or "").startswith("SMS-BUS did not confirm the purchase")
+    assert await balance(stack) == Decimal("8.90")  # held while the provider may still charge
+    intents = IntentsRepo(stack.app.db)
+    [intent] = await intents.list_open()
+    await reconcile(stack, minutes=10)  # not yet: the provider's window is still open
+    assert await balance(stack) == Decimal("8.90")
+    assert [i.id for i in await intents.list_open()] == [intent.id]
+
+    await reconcile(stack, minutes=120)
+
+    assert await balance(stack) == Decimal("10.00")
+    assert await intents.list_open() == []
+    assert await LedgerRepo(stack.app.db).open_holds() == []
+    told = user.last_message().text or ""
+    assert told == (
+        "The purchase you tried earlier did not go through: no number was bought, and "
+        "$1.10 is back in your wallet."
+    )
+
+
+async def test_a_lost_rental_purchase_is_found_even_after_the_provider_was_down(
+    stack: Stack,
+) -> None:
+    user = await buyer(stack)
+    confirm = await confirm_screen(user, GETSMS_RENTAL)
+    HeldAnswers(stack.app.http, getsms_request("v2", "getnumber"), lose=True, hold=False)
+    for _ in range(4):  # the listing before the purchase, then the first reconciliation's
+        stack.suite.getsms.raw_reply("getorders", "<html>502</html>", api="v2", http_status=502)
+
+    await user.click(confirm, BUY)
+    assert await stored_orders(stack, user) == []
+    assert stack.suite.getsms.calls("getnumber") == 1
+
+    await reconcile(stack, minutes=5)
+    assert await stored_orders(stack, user) == []
+    assert await balance(stack) == Decimal("8.00")  # still held: nothing is known yet
+
+    await reconcile(stack, minutes=3)
+
+    [order] = await stored_orders(stack, user)
+    assert order.provider == "getsms" and order.kind == "rental"
+    assert await balance(stack) == Decimal("8.00")  # captured for the order found
+    assert (user.last_message().text or "").startswith("✅ Your purchase went through after all")
+    assert await LedgerRepo(stack.app.db).open_holds() == []
+
+
+# --- the operator's audit ---------------------------------------------------------------------
+
+
+async def test_doctor_ledger_agrees_then_reports_a_stray_hold(stack: Stack) -> None:
+    user = await buyer(stack)
+    await buy(stack, user, GETSMS_ACTIVATION)
+    settings = stack_settings(stack.suite, Path(stack.app.db.path), **PUBLIC)
+    out = io.StringIO()
+    assert await doctor(settings, out, ledger=True) == 0, out.getvalue()
+    assert "the ledger, the orders and the providers' lists agree" in out.getvalue()
+
+    # A hold with no purchase behind it (what a crash without write-ahead would leave).
+    await LedgerRepo(stack.app.db).hold(BUYER, Money(Decimal("1.00"), "USD"), stack.clock.now())
+
+    out = io.StringIO()
+    assert await doctor(settings, out, ledger=True) == 1
+    assert "is neither settled nor part of an open purchase" in out.getvalue()
