@@ -23,7 +23,11 @@ from bot.providers.base import Provider, ProviderError, Unsupported
 from bot.providers.registry import PROVIDER_TITLES, build_providers
 from bot.services.audit import audit_ledger
 from bot.services.offers import OfferService, OffersResult
+from bot.services.pricecheck import outliers
 from storage.db import Database
+
+# Offers compared across providers by ``doctor`` (a misstated currency is ~90x off).
+PRICE_SAMPLES = (("tg", "RU"), ("tg", "US"), ("wa", "RU"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ async def doctor(settings: Settings, out: TextIO = sys.stdout, *, ledger: bool =
         checks += await asyncio.gather(
             *(_check_provider(p, converter) for p in providers.values())
         )
+        if len(providers) > 1:
+            checks.append(await _check_prices(OfferService(providers, converter)))
         if ledger:
             checks.append(await _check_ledger(settings, providers))
     width = max(len(c.name) for c in checks)
@@ -117,7 +123,26 @@ async def _check_provider(provider: Provider, converter: CurrencyConverter) -> C
         )
     except ProviderError as exc:
         return Check(name, False, _describe(exc))
-    return Check(name, True, f"key accepted; balance {balance.quantize()}")
+    detail = f"key accepted; balance {balance.quantize()}"
+    if provider.id == "getsms":
+        # The docs leave the account currency uncertain: the operator compares with the site.
+        detail += " (in GETSMS_CURRENCY: check it is what get-sms.com shows)"
+    return Check(name, True, detail)
+
+
+async def _check_prices(offers: OfferService) -> Check:
+    """Flag a provider whose prices are an order of magnitude off the others' (currency?)."""
+    flagged: list[str] = []
+    for service, country in PRICE_SAMPLES:
+        flagged += [o.describe() for o in outliers(await offers.offers(service, country))]
+    if flagged:
+        return Check(
+            "prices",
+            False,
+            "; ".join(flagged) + " (a wrong provider currency setting, e.g. GETSMS_CURRENCY?)",
+        )
+    pairs = ", ".join(f"{s}/{c}" for s, c in PRICE_SAMPLES)
+    return Check("prices", True, f"no provider 10x off the others ({pairs})")
 
 
 def _describe(exc: ProviderError) -> str:
@@ -228,6 +253,8 @@ async def offers(
     for failure in result.failures:
         title = PROVIDER_TITLES.get(failure.provider, failure.provider)
         err.write(f"{title}: failed: {failure.error}\n")
+    for outlier in outliers(result):
+        err.write(f"warning: price far off the other providers': {outlier.describe()}\n")
     if as_json:
         json.dump(offers_as_json(result), out, indent=2)
         out.write("\n")

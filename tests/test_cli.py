@@ -39,7 +39,7 @@ JSON_KEYS = {
     "display_currency",
     "stock",
 }
-ROW_NAMES = ("bot token", "database", "providers", *PROVIDER_TITLES.values())
+ROW_NAMES = ("bot token", "database", "providers", *PROVIDER_TITLES.values(), "prices")
 DOCTOR_ROW = re.compile(rf"^(OK|FAIL)\s+({'|'.join(map(re.escape, ROW_NAMES))})\s+(.*)$")
 # Secret settings are preset blank (= unset), the rest to their defaults, so that neither the
 # caller's environment nor a ``.env`` found by ``load_dotenv`` (it searches from the package's
@@ -75,7 +75,7 @@ class Cli:
         self.suite = suite
         self.workdir = workdir
         self.db_path = workdir / "data" / "bot.sqlite3"
-        keys = [v for k, v in suite.env().items() if not k.endswith("_BASE_URL")]
+        keys = [v for k, v in suite.env().items() if not k.endswith(("_BASE_URL", "_CURRENCY"))]
         self.secrets = [*keys, BOT_TOKEN, WRONG_GETSMS_KEY]
 
     def env(self, extra: Mapping[str, str]) -> dict[str, str]:
@@ -384,11 +384,28 @@ async def test_doctor_all_good(cli: Cli) -> None:
     assert rows["database"] == ("OK", str(cli.db_path))
     assert cli.db_path.is_file()  # the folder was created and the file opened
     assert rows["providers"][1] == ", ".join(PROVIDER_TITLES.values())
-    assert rows["Get-SMS"][1] == "key accepted; balance 100.00 USD"
+    assert rows["Get-SMS"][1].startswith("key accepted; balance 100.00 USD (in GETSMS_CURRENCY")
+    assert rows["prices"][0] == "OK"
     assert rows["SMS-BUS"][1] == "key accepted; balance 10.00 USD"
     assert rows["SMS.online"][1] == "key accepted; balance 100.00 USD"
     # BEE-SMS has no balance call: the key is checked by reading its catalog.
     assert rows["BEE-SMS"][1].startswith("key accepted; 9 service/country pairs")
+
+
+async def test_doctor_flags_a_misstated_provider_currency(cli: Cli) -> None:
+    # The emulated Get-SMS account is in USD; an operator who states RUB makes every Get-SMS
+    # price about 90x too low next to the other providers': doctor says so.
+    run = await cli(
+        "doctor", BOT_TOKEN=BOT_TOKEN, GETSMS_CURRENCY="RUB", EXCHANGE_RATES="RUB=0.011"
+    )
+
+    assert run.code == 1
+    rows = doctor_rows(run)
+    assert rows["Get-SMS"][1].startswith("key accepted; balance 100.00 RUB")
+    status, detail = rows["prices"]
+    assert status == "FAIL"
+    assert "getsms tg/RU activation: 0.01 USD, 45x below smsbus's 0.25 USD" in detail
+    assert "GETSMS_CURRENCY" in detail
 
 
 async def test_doctor_wrong_key_is_a_fail_row(cli: Cli) -> None:
