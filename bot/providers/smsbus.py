@@ -95,6 +95,7 @@ _ERRORS: Mapping[int, type[ProviderError]] = {
     50109: OrderClosed,  # reuse: "The number is expired."
     50201: InsufficientBalance,
     50208: AccountRestricted,  # account not activated
+    50214: AccountRestricted,  # "blocked from ordering this service for the next 24 hours"
 }
 
 
