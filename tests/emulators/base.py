@@ -63,8 +63,10 @@ class EmulatorServer:
         self._faults: list[FaultMode] = []
         self._held = asyncio.Event()
         self._gated: set[str] = set()
+        self._gate_skip = 0
         self._gate = asyncio.Event()
         self.gated_arrived = asyncio.Event()  # a gated request is waiting
+        self.gated_done = asyncio.Event()  # ... and was handled after the gate opened
         self.app = web.Application(middlewares=[self._middleware])
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -76,13 +78,15 @@ class EmulatorServer:
         """Let held ("timeout") requests finish."""
         self._held.set()
 
-    def gate(self, name: str) -> None:
-        """Hold requests named ``name`` *before* they are handled, until :meth:`open_gate`;
-        then they are handled as usual, even if the client went away meanwhile (a purchase
-        in flight when the bot was killed still happens at the provider)."""
+    def gate(self, name: str, *, skip: int = 0) -> None:
+        """Hold requests named ``name`` (after the first ``skip`` of them) *before* they are
+        handled, until :meth:`open_gate`; then they are handled as usual, even if the client
+        went away meanwhile (a purchase in flight when the bot was killed still happens)."""
         self._gated.add(name)
+        self._gate_skip = skip
         self._gate = asyncio.Event()
         self.gated_arrived = asyncio.Event()
+        self.gated_done = asyncio.Event()
 
     def open_gate(self) -> None:
         self._gated.clear()
@@ -97,9 +101,14 @@ class EmulatorServer:
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.query)))
         if self.latency:
             await asyncio.sleep(self.latency)
+        gated = False
         if self._gated and _name(self.requests[-1]) in self._gated:
-            self.gated_arrived.set()
-            await self._gate.wait()
+            if self._gate_skip:
+                self._gate_skip -= 1
+            else:
+                gated = True
+                self.gated_arrived.set()
+                await self._gate.wait()
         if self._faults:
             mode = self._faults.pop(0)
             if mode == "5xx":
@@ -108,7 +117,10 @@ class EmulatorServer:
                 return web.Response(status=200, text="<html>maintenance</html>")
             await self._held.wait()
             return web.Response(status=504, text="held")
-        return await handler(request)
+        response = await handler(request)
+        if gated:
+            self.gated_done.set()
+        return response
 
     async def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (a free port unless ``port`` is given); returns the base URL."""
