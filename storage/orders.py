@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 
 from bot.domain import Order, OrderKind, RemoteStatus
@@ -220,6 +221,19 @@ class OrdersRepo:
                 raise _integrity_error(exc, "?", provider_order_id or "?") from exc
             if changed:
                 await tx.execute("DELETE FROM reminders WHERE order_id = ?", (order_id,))
+        return changed == 1
+
+    async def merge_meta(self, order_id: int, updates: Mapping[str, str], now: datetime) -> bool:
+        """Add (or replace) entries of the order's adapter state."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone("SELECT meta FROM orders WHERE id = ?", (order_id,))
+            if row is None:
+                return False
+            meta = {**decode_meta(row[0]), **updates}
+            changed = await tx.execute(
+                "UPDATE orders SET meta = ?, updated_at = ? WHERE id = ?",
+                (encode_meta(meta), encode_time(now), order_id),
+            )
         return changed == 1
 
     async def set_auto_renew(self, order_id: int, auto_renew: bool, now: datetime) -> bool:

@@ -417,14 +417,14 @@ class GetSmsProvider:
             meta={"slug": slug, "service": offer.service},
         )
 
-    async def another_code(self, order: Order) -> None:
+    async def another_code(self, order: Order) -> Mapping[str, str]:
         """Ask for one more SMS: ``wrongcode`` with ``last_id`` = the newest SMS id.
 
         get-sms.txt (wrongcode): its answer *is* the additional SMS, and the call "must be
         repeated either until you receive an SMS or until an error occurs". So from now on
         :meth:`state` asks ``wrongcode`` after ``getcode`` and returns what it gives. This
-        process remembers it; the services layer also stores ``meta[ANOTHER_CODE_META] = "1"``
-        so that a restart keeps asking.
+        process remembers it, and the returned ``meta[ANOTHER_CODE_META] = "1"`` is stored with the
+        order so that a restart keeps asking.
         """
         self._need_activation(order, "another_code")
         status, first = await self._first_sms(order)
@@ -435,6 +435,7 @@ class GetSmsProvider:
         self._wants_more.add(order.order_id)
         # The walk ends with the wrongcode call for the newest id: that call is the request.
         await self._extra_sms(order, first, asking=True)
+        return {ANOTHER_CODE_META: "1"}
 
     def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
         if order.kind is OrderKind.RENTAL:

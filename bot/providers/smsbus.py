@@ -326,7 +326,7 @@ class SmsBusProvider:
 
     # --- unsupported ----------------------------------------------------------------------
 
-    async def another_code(self, order: Order) -> None:
+    async def another_code(self, order: Order) -> Mapping[str, str]:
         raise Unsupported(PROVIDER_ID, "another code")
 
     async def finish(self, order: Order) -> None:

@@ -231,7 +231,9 @@ class OrderService:
     async def another_code(self, order: StoredOrder) -> None:
         self._require_active(order)
         async with self.guard.once((order.id, "order")):
-            await self.provider(order).another_code(order.to_order())
+            remember = await self.provider(order).another_code(order.to_order())
+            if remember:
+                await self._orders.merge_meta(order.id, remember, self._clock.now())
 
     async def set_auto_renew(self, order: StoredOrder, on: bool) -> StoredOrder:
         """Auto-renew on or off for an active rental that can be renewed."""
