@@ -69,9 +69,12 @@ class OfferService:
         cache_seconds: float = 30.0,
         failed_cache_seconds: float = 5.0,
         user_price: Callable[[Money], Money] | None = None,
+        on_fresh: Callable[[OffersResult], None] | None = None,
     ) -> None:
         """``user_price`` turns a provider price into what users pay (the bot's markup);
-        without it, offers carry the exact display-currency price (the operator CLI)."""
+        without it, offers carry the exact display-currency price (the operator CLI).
+        ``on_fresh`` sees every result fetched from the providers (price alerts)."""
+        self._on_fresh = on_fresh
         self._providers = providers
         self._converter = converter
         self._clock = clock
@@ -138,6 +141,12 @@ class OfferService:
                 log.error("offers from %s cannot be priced: %s", pid, exc)
                 failures.append(ProviderFailure(pid, exc))
         priced.sort(key=sort_key)
-        return OffersResult(
+        result = OffersResult(
             service, country, tuple(priced), tuple(failures), fetched_at=self._clock.now()
         )
+        if self._on_fresh is not None:
+            try:
+                self._on_fresh(result)
+            except Exception:  # an observer never breaks the offers
+                log.exception("offers observer failed")
+        return result
