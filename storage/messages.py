@@ -2,13 +2,17 @@
 
 Pollers call :meth:`MessagesRepo.add_new` with everything the provider returned; only the
 messages not stored before come back. The sender marks each one delivered after Telegram
-accepted it, and :meth:`MessagesRepo.undelivered` finds what a crash left unsent.
+accepted it, and :meth:`MessagesRepo.undelivered` finds what a crash left unsent. A message
+Telegram keeps refusing for its content is counted (:meth:`MessagesRepo.refused`) and, after a
+bounded number of refusals, marked failed: never sent again, listed for the admins
+(:meth:`MessagesRepo.failed`), and no obstacle to the order's later messages.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import Sms
@@ -28,7 +32,20 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         received_at=decode_opt_time(row["received_at"]),
         stored_at=decode_time(row["stored_at"]),
         delivered_at=decode_opt_time(row["delivered_at"]),
+        attempts=int(row["attempts"]),
+        failed_at=decode_opt_time(row["failed_at"]),
+        failure=row["failure"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A message given up on, with whom it was for (for the admins)."""
+
+    message: StoredMessage
+    user_id: int
+    provider: str
+    provider_order_id: str
 
 
 class MessagesRepo:
@@ -65,14 +82,16 @@ class MessagesRepo:
         return added
 
     async def undelivered(self, order_id: int | None = None) -> list[StoredMessage]:
-        """Messages not yet delivered, oldest first; of one order or of all."""
+        """Messages not yet delivered nor given up on, oldest first; of one order or of all."""
         if order_id is None:
             rows = await self._db.fetchall(
-                "SELECT * FROM messages WHERE delivered_at IS NULL ORDER BY id"
+                "SELECT * FROM messages WHERE delivered_at IS NULL AND failed_at IS NULL "
+                "ORDER BY id"
             )
         else:
             rows = await self._db.fetchall(
-                "SELECT * FROM messages WHERE delivered_at IS NULL AND order_id = ? ORDER BY id",
+                "SELECT * FROM messages WHERE delivered_at IS NULL AND failed_at IS NULL "
+                "AND order_id = ? ORDER BY id",
                 (order_id,),
             )
         return [_message(row) for row in rows]
@@ -85,6 +104,39 @@ class MessagesRepo:
                 (encode_time(now), message_id),
             )
         return changed == 1
+
+    async def refused(
+        self, message_id: int, reason: str, now: datetime, *, give_up_after: int
+    ) -> StoredMessage | None:
+        """Count one refusal of the message's content; at ``give_up_after`` refusals it is
+        marked failed. The message as it is now (None if delivered or unknown)."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                "UPDATE messages SET attempts = attempts + 1, failure = ?, "
+                "failed_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END "
+                "WHERE id = ? AND delivered_at IS NULL AND failed_at IS NULL RETURNING *",
+                (reason[:500], give_up_after, encode_time(now), message_id),
+            )
+        return None if row is None else _message(row)
+
+    async def failed(self, limit: int = 20) -> list[FailedDelivery]:
+        """Messages given up on, the latest first."""
+        rows = await self._db.fetchall(
+            "SELECT m.*, o.user_id, o.provider, o.provider_order_id FROM messages m "
+            "JOIN orders o ON o.id = m.order_id WHERE m.failed_at IS NOT NULL "
+            "ORDER BY m.failed_at DESC, m.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            FailedDelivery(
+                _message(row), int(row["user_id"]), row["provider"], row["provider_order_id"]
+            )
+            for row in rows
+        ]
+
+    async def count_failed(self) -> int:
+        row = await self._db.fetchone("SELECT COUNT(*) FROM messages WHERE failed_at IS NOT NULL")
+        return int(row[0]) if row else 0
 
     async def list_for_order(self, order_id: int) -> list[StoredMessage]:
         rows = await self._db.fetchall(

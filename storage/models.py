@@ -96,6 +96,9 @@ class StoredMessage:
     received_at: datetime | None
     stored_at: datetime
     delivered_at: datetime | None
+    attempts: int = 0  # sends Telegram refused for the content
+    failed_at: datetime | None = None  # given up: never sent again (the card still shows it)
+    failure: str | None = None  # Telegram's last refusal
 
     def to_sms(self) -> Sms:
         return Sms(

@@ -28,3 +28,11 @@ class RemindersRepo:
                 (order_id, lead_seconds, encode_time(now)),
             )
         return changed == 1
+
+    async def unmark(self, order_id: int, lead_seconds: int) -> None:
+        """Forget a claim whose message or action did not happen, so it is tried again."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM reminders WHERE order_id = ? AND lead_seconds = ?",
+                (order_id, lead_seconds),
+            )

@@ -28,6 +28,7 @@ class Stats:
     with_code: int
     revenue: dict[str, Decimal]  # wallet captures minus refunds, per currency
     providers: dict[str, ProviderFigures]
+    failed_deliveries: int = 0  # SMS Telegram kept refusing, given up (MessagesRepo.failed)
 
     @property
     def code_share(self) -> float:
@@ -73,6 +74,9 @@ class StatsRepo:
         )
         for row in captured:
             revenue[row["currency"]].append(-Decimal(row["amount"]))
+        failed = await self._db.fetchone(
+            "SELECT COUNT(*) FROM messages WHERE failed_at IS NOT NULL"
+        )
         return Stats(
             users=int(users[0] or 0),
             approved=int(users[1] or 0),
@@ -83,6 +87,7 @@ class StatsRepo:
             with_code=sum(int(row["got_code"]) for row in orders),
             revenue={cur: exact_sum(values) for cur, values in revenue.items()},
             providers=providers,
+            failed_deliveries=int(failed[0]) if failed else 0,
         )
 
     async def requested_users(self, limit: int = 10) -> list[tuple[int, str | None]]:

@@ -6,21 +6,21 @@ The watcher's rounds are run by hand (``tick``) on the shared fake clock: no rea
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import httpx
+import pytest
 from aiogram.methods import SendMessage
 
 from bot.money import Money
 from bot.providers.base import OrderKind
-from bot.services.offers import offer_token
-from bot.services.purchase import OfferRequest, PurchaseService
-from bot.webhook import start_webhook
+from bot.services.purchase import PurchaseService
+from bot.services.wallet import WalletService
 from storage.models import OrderStatus, StoredOrder
 from storage.orders import OrdersRepo
 from tests.fakes.telegram import BotClient
-from tests.helpers import free_port
 from tests.stack import Stack, running_stack
 
 
@@ -43,11 +43,9 @@ async def bought(
         and p.offer.kind is kind
         and (p.offer.duration_hours or None) == hours
     )
-    request = OfferRequest(
-        service, country, provider, offer_token(priced.offer), priced.offer.price
-    )
     purchases: PurchaseService = stack.app.dp["purchases"]
-    return await purchases.buy(user.user.id, request, tap=object())
+    quote = await purchases.quote(user.user.id, priced)
+    return await purchases.buy(user.user.id, quote.id, tap=object())
 
 
 def pushes(user: BotClient) -> list[SendMessage]:
@@ -109,7 +107,7 @@ async def test_rental_sms_each_pushed_in_the_users_language(stack: Stack) -> Non
 async def test_a_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         user = stack.client()
-        order = await bought(stack, user, "getsms")
+        order = await bought(stack, user, "getsms", "tg", "RU", hours=24)
         user.reset()
         stack.suite.getsms.inject_sms(order.provider_order_id, "code 11111", code="11111")
         await stack.app.watcher.tick()
@@ -245,17 +243,21 @@ async def test_a_provider_outage_backs_off_and_recovers(stack: Stack) -> None:
     assert ["55555" in c.text for c in pushes(user)] == [True]
 
 
-async def test_retry_after_is_waited_out_and_nothing_is_dropped(stack: Stack) -> None:
+async def test_retry_after_is_honoured_per_chat_and_nothing_is_dropped(stack: Stack) -> None:
     user = stack.client()
     order = await bought(stack, user, "getsms")
     stack.suite.getsms.inject_sms(order.provider_order_id, "code 33333", code="33333")
     stack.api.retry_after_next(SendMessage, 7, times=2)
     user.reset()
     await stack.app.watcher.tick()
-    assert stack.slept.count(7) == 2
-    sent = [c.method for c in stack.api.log if c.name == "sendMessage" and c.error is None]
-    delivered = [m for m in sent if isinstance(m, SendMessage) and "33333" in m.text]
-    assert len(delivered) == 1
+    assert 7 not in stack.slept  # the round did not wait: only this chat is paused
+    for _ in range(4):  # 4 s apart: tried at 0 s, 8 s (7 s had passed) and 16 s
+        stack.clock.advance(seconds=4)
+        await stack.app.watcher.tick()
+    tries = [c for c in stack.api.log if c.name == "sendMessage" and "33333" in str(c.params)]
+    assert [c.error is None for c in tries] == [False, False, True]  # 7 s apart, then sent
+    await stack.app.watcher.tick()
+    assert len(pushes(user)) == 3
 
 
 async def test_a_user_who_blocked_the_bot_is_skipped_until_they_return(stack: Stack) -> None:
@@ -275,40 +277,6 @@ async def test_a_user_who_blocked_the_bot_is_skipped_until_they_return(stack: St
     user.reset()
     await stack.app.watcher.tick()
     assert any("44444" in c.text for c in pushes(user))
-
-
-async def test_smsonline_webhook_pushes_at_once_and_polling_does_not_repeat(
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with running_stack(tmp_path, webhook_base_url=base, webhook_port=port) as stack:
-        secret = stack.app.settings.webhook_secret()
-        assert secret is not None
-        runner = await start_webhook(stack.app.watcher, secret, "127.0.0.1", port)
-        try:
-            user = stack.client()
-            order = await bought(stack, user, "smsonline", "tg", "US", hours=4)
-            purchase = next(
-                r
-                for r in stack.suite.smsonline.requests
-                if r.query.get("action") == "getRentNumber"
-            )
-            assert secret in purchase.query.get("url", "")
-            user.reset()
-            await stack.suite.smsonline.inject_sms(int(order.provider_order_id), "code 909090")
-            [push] = pushes(user)  # pushed by the webhook, no polling round needed
-            assert "909090" in push.text
-            await stack.app.watcher.tick()
-            await stack.app.watcher.tick()
-            assert len(pushes(user)) == 1, [c.text for c in pushes(user)]
-
-            async with httpx.AsyncClient() as client:
-                forged = await client.post(f"{base}/webhooks/smsonline/wrong", content=b"{}")
-                bad = await client.post(f"{base}/webhooks/smsonline/{secret}", content=b"[")
-            assert (forged.status_code, bad.status_code) == (404, 400)
-        finally:
-            await runner.cleanup()
 
 
 async def test_prices_in_reminders_use_the_display_currency(tmp_path: Path) -> None:
@@ -338,3 +306,44 @@ async def test_the_loop_runs_rounds_until_stopped(stack: Stack) -> None:
     await asyncio.wait_for(running, 10)
     assert stack.slept.count(watcher.settings.interval) >= 3
     assert ["66666" in c.text for c in pushes(user)] == [True]  # several rounds, one push
+
+
+async def test_auto_renew_with_an_empty_wallet_tells_the_user_before_the_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    public: dict[str, Any] = {"access_mode": "public", "admin_ids": frozenset({1})}
+    async with running_stack(tmp_path, **public) as stack:
+        wallet: WalletService = stack.app.dp["wallet"]
+        user, other = stack.client(5005), stack.client(5006)
+        for buyer in (user, other):
+            await buyer.send("/start")
+            await wallet.credit(buyer.user.id, Money(Decimal("20"), "USD"), 1, "test")
+        order = await bought(stack, user, "getsms", "tg", "RU", hours=24)
+        others = await bought(stack, other, "getsms", "tg", "RU", hours=48)
+        await stack.app.dp["orders"].set_auto_renew(order, True)
+        left = await wallet.balance(user.user.id)
+        await wallet.debit(user.user.id, left, 1, "spent elsewhere")
+        assert order.expires_at is not None
+
+        stack.clock.advance(hours=23, minutes=45)
+        stack.suite.getsms.inject_sms(others.provider_order_id, "code 80808", code="80808")
+        user.reset()
+        caplog.set_level(logging.INFO)
+        await stack.app.watcher.tick()  # no traceback, and the round goes on for others
+        assert not [r for r in caplog.records if r.exc_info]
+        assert any("80808" in c.text for c in pushes(other))
+        [notice] = [c for c in pushes(user) if "auto-renew could not be paid" in c.text]
+        assert "your wallet has $0.00" in notice.text and "Top up at least $" in notice.text
+        assert user.buttons(user.last_message()) == ["⭐ Top up"]
+        for _ in range(2):
+            await stack.app.watcher.tick()
+        assert len(pushes(user)) == 1  # told once
+        assert (await order_now(stack, order)).expires_at == order.expires_at
+
+        await wallet.credit(user.user.id, Money(Decimal("20"), "USD"), 1, "top-up")
+        stack.clock.advance(minutes=5)
+        await stack.app.watcher.tick()
+        assert any("renewed automatically" in c.text for c in pushes(user))
+        renewed = await order_now(stack, order)
+        assert renewed.expires_at is not None and renewed.expires_at > order.expires_at
+        assert (await wallet.balance(user.user.id)).amount < Decimal("20")  # it was paid

@@ -9,6 +9,18 @@ end, auto-renewal, and the notice when an order ends. :meth:`Watcher.run` repeat
 Exactly once: an SMS is stored (unique per order and provider SMS id) before it is pushed and
 marked delivered right after Telegram accepted it, so a restart neither loses nor repeats one.
 The only gap is a crash between Telegram's answer and that one UPDATE.
+
+Never stalled by one message: a push is built within Telegram's limits (a long text shortened,
+the code first); if Telegram refuses its content it is sent again as plain text, then without
+buttons; every refusal is counted in the database and after ``give_up_after`` of them the
+message is marked failed (the admins see it) and the order's later SMS go on. Transient
+failures (429, 5xx, network, a non-JSON answer) leave the SMS stored and pause only that chat
+(for Telegram's ``retry_after`` where it gave one), so other chats' codes are not delayed. A
+round never aborts because of one order: every per-order step is isolated (logged, skipped).
+
+Auto-renew without money: the user is told once, before the end, what is missing (with a top-up
+button); the renewal is tried again every ``short_retry`` until the end, so a top-up in time
+still renews.
 """
 
 from __future__ import annotations
@@ -38,8 +50,9 @@ from bot.providers.base import (
 )
 from bot.services.admin import AdminService
 from bot.services.guard import InProgress
-from bot.services.notifier import Notifier
+from bot.services.notifier import Notifier, Outcome
 from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
+from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -49,6 +62,7 @@ from storage.users import UsersRepo
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[Any]]
 AUTO_RENEW_MARK = -1  # a "reminder" lead that records an auto-renew attempt for this expiry
+AUTO_RENEW_SHORT = -2  # ... and one that records "your wallet cannot pay the auto-renewal"
 MAX_BACKOFF = timedelta(minutes=5)
 
 
@@ -60,6 +74,9 @@ class WatchSettings:
     reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
     auto_renew_before: timedelta = timedelta(minutes=30)
     grace: timedelta = timedelta(minutes=5)  # past the end, before the bot closes it itself
+    give_up_after: int = 3  # refusals of a message's content before it is marked failed
+    transient_pause: timedelta = timedelta(seconds=5)  # a chat's pause after a 5xx/network
+    short_retry: timedelta = timedelta(minutes=5)  # auto-renew again after "not enough money"
 
 
 @dataclass
@@ -117,6 +134,8 @@ class Watcher:
             for pid in providers
         }
         self._delivering: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._chat_paused: dict[int, datetime] = {}  # user id -> no pushes before
+        self._renew_retry: dict[int, datetime] = {}  # order id -> next auto-renew try (no money)
         self._stopping = asyncio.Event()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -151,9 +170,24 @@ class Watcher:
         await self._alert_low_balances()
         return report
 
+    @contextmanager
+    def _isolated(self, what: str, order_id: int | None = None) -> Iterator[None]:
+        """One order's step (or one side task) that fails is logged and skipped: the round
+        goes on with the others."""
+        try:
+            yield
+        except Exception:
+            where = f" for order {order_id}" if order_id is not None else ""
+            log.exception("%s failed%s; the round goes on", what, where)
+
     async def _alert_low_balances(self) -> None:
         if self._admin is None:
             return
+        with self._isolated("the low-balance check"):
+            await self._alert_low_balances_now()
+
+    async def _alert_low_balances_now(self) -> None:
+        assert self._admin is not None
         for line in await self._admin.low_balances():
             assert line.balance is not None
             for admin in sorted(self._admins):
@@ -199,18 +233,25 @@ class Watcher:
             log.warning("order %s: %s", order.id, exc)
             return True
         report.polled += 1
-        applied = await self._orders.apply_state(order, state)
-        if applied.new:  # pushed now, not after the whole round
-            report.delivered += await self._deliver_order(applied.order)
-        if applied.closed:
-            report.ended += 1
-            await self._announce_end(applied.order)
+        with self._isolated("applying a poll", order.id):
+            applied = await self._orders.apply_state(order, state)
+            if applied.new:  # pushed now, not after the whole round
+                report.delivered += await self._deliver_order(applied.order)
+            if applied.closed:
+                report.ended += 1
+                await self._announce_end(applied.order)
         return True
 
+    async def pushed_order(self, provider: str, provider_order_id: str) -> StoredOrder | None:
+        """The stored order a provider's push names (whatever its status), for the webhook's
+        checks before :meth:`receive`."""
+        return await self._repo.get_by_provider(provider, provider_order_id)
+
     async def receive(self, provider: str, provider_order_id: str, sms: Sms) -> bool:
-        """An SMS a provider pushed (webhook): store it and push it now. False if unknown."""
+        """An SMS a provider pushed (webhook): store it and push it now. False if the order is
+        unknown or no longer active (nothing is stored then)."""
         order = await self._repo.get_by_provider(provider, provider_order_id)
-        if order is None:
+        if order is None or not order.is_active:
             return False
         if await self._messages.add_new(order.id, [sms], self._clock.now()):
             await self._deliver_order(order)
@@ -223,49 +264,101 @@ class Watcher:
         sent = 0
         order_ids = dict.fromkeys(m.order_id for m in await self._messages.undelivered())
         for order_id in order_ids:
-            order = await self._repo.get(order_id)
-            if order is not None:
-                sent += await self._deliver_order(order)
+            with self._isolated("delivery", order_id):
+                order = await self._repo.get(order_id)
+                if order is not None:
+                    sent += await self._deliver_order(order)
         return sent
 
     async def _deliver_order(self, order: StoredOrder) -> int:
-        """Push the order's undelivered SMS. One delivery per order at a time, so the poll,
-        the webhook and the end-of-round sweep never push the same SMS twice."""
+        """Push the order's undelivered SMS, oldest first. One delivery per order at a time, so
+        the poll, the webhook and the end-of-round sweep never push the same SMS twice. A message
+        refused for its content does not hold back the next; a chat that cannot take messages
+        now (blocked, flood control, Telegram down) keeps them all for later."""
         sent = 0
         async with self._delivering[order.id]:
             for message in await self._messages.undelivered(order.id):
-                if not await self._push(order, message):
-                    break  # kept for the next round (blocked user, Telegram refusing)
-                await self._messages.mark_delivered(message.id, self._clock.now())
-                sent += 1
+                if self._paused(order.user_id):
+                    break
+                outcome = await self._push(order, message)
+                if outcome is Outcome.SENT:
+                    await self._messages.mark_delivered(message.id, self._clock.now())
+                    sent += 1
+                elif outcome is not Outcome.REFUSED:
+                    break  # RETRY / BLOCKED: kept for a later round
         return sent
 
-    async def _push(self, order: StoredOrder, message: StoredMessage) -> bool:
+    async def _push(self, order: StoredOrder, message: StoredMessage) -> Outcome:
+        """Send one SMS in the first form Telegram accepts: HTML with buttons, plain text with
+        buttons, plain text alone. Each refusal is counted; REFUSED when none was accepted."""
         provider = self._providers.get(order.provider)
         caps = provider.capabilities if provider else frozenset[Capability]()
         with self._user_locale(await self._locale(order.user_id)):
-            text = texts.sms_push(order, message)
             markup = keyboards.sms_push(order, message.code, caps)
-        return await self._notifier.send(order.user_id, text, markup)
+            plain = texts.sms_push(order, message, plain=True)
+            forms = [
+                (texts.sms_push(order, message), markup, False),
+                (plain, markup, True),
+                (plain, None, True),
+            ]
+        for text, buttons, is_plain in forms:
+            result = await self._notifier.send(
+                order.user_id, text, buttons, plain=is_plain, wait=False
+            )
+            if result.outcome is Outcome.RETRY:
+                pause = self.settings.transient_pause
+                if result.retry_after is not None:
+                    pause = max(pause, timedelta(seconds=result.retry_after))
+                self._chat_paused[order.user_id] = self._clock.now() + pause
+            if result.outcome is not Outcome.REFUSED:
+                return result.outcome
+            now = self._clock.now()
+            counted = await self._messages.refused(
+                message.id, result.detail, now, give_up_after=self.settings.give_up_after
+            )
+            if counted is None or counted.failed_at is not None:
+                log.error(
+                    "SMS %s of order %s given up after %s refusals by Telegram: %s",
+                    message.id,
+                    order.id,
+                    counted.attempts if counted else "?",
+                    result.detail,
+                )
+                break
+        return Outcome.REFUSED
+
+    def _paused(self, user_id: int) -> bool:
+        until = self._chat_paused.get(user_id)
+        if until is None:
+            return False
+        if self._clock.now() >= until:
+            del self._chat_paused[user_id]
+            return False
+        return True
 
     # --- rentals and endings -----------------------------------------------------------------
 
     async def _look_after_rentals(self, report: TickReport) -> None:
         now = self._clock.now()
         for order in await self._repo.list_active():
-            if order.expires_at is None:
-                continue
-            left = order.expires_at - now
-            if left <= -self.settings.grace:
-                if await self._close_overdue(order):
-                    report.ended += 1
-                continue
-            if order.kind is not OrderKind.RENTAL or left <= timedelta():
-                continue
-            if order.auto_renew and left <= self.settings.auto_renew_before:
-                await self._auto_renew(order)
-                continue
-            await self._remind(order, left)
+            with self._isolated("looking after an order", order.id):
+                await self._look_after(order, now, report)
+
+    async def _look_after(self, order: StoredOrder, now: datetime, report: TickReport) -> None:
+        if order.expires_at is None:
+            return
+        left = order.expires_at - now
+        if left <= -self.settings.grace:
+            if await self._close_overdue(order):
+                report.ended += 1
+            return
+        if order.kind is not OrderKind.RENTAL or left <= timedelta():
+            self._renew_retry.pop(order.id, None)
+            return
+        if order.auto_renew and left <= self.settings.auto_renew_before:
+            await self._auto_renew(order)
+            return
+        await self._remind(order, left)
 
     async def _remind(self, order: StoredOrder, left: timedelta) -> None:
         # A lead as long as the rental itself would remind right after the purchase.
@@ -298,13 +391,23 @@ class Watcher:
         return [(option, self._orders.to_display(option.price)) for option in options]
 
     async def _auto_renew(self, order: StoredOrder) -> None:
-        if not await self._reminders.mark_sent(order.id, AUTO_RENEW_MARK, self._clock.now()):
+        now = self._clock.now()
+        retry_at = self._renew_retry.get(order.id)
+        if retry_at is not None and now < retry_at:
+            return  # the wallet was short a moment ago
+        if not await self._reminders.mark_sent(order.id, AUTO_RENEW_MARK, now):
             return  # tried already for this end date (a renewal clears the mark)
         hours = order.duration_hours or 24
         locale = await self._locale(order.user_id)
         try:
             renewed, _ = await self._orders.renew(order, hours)
         except InProgress:
+            return
+        except NotEnoughBalance as exc:
+            await self._short_of_money(order, exc, locale)
+            return
+        except ActionUnconfirmed as exc:  # the reconciler finds out and tells the user
+            log.warning("order %s: auto-renew unconfirmed: %s", order.id, exc)
             return
         except (ProviderError, OrderInactive) as exc:
             log.warning("order %s: auto-renew failed: %s", order.id, exc)
@@ -317,9 +420,27 @@ class Watcher:
                 text = texts.auto_renew_failed(order, reason)
             await self._notifier.send(order.user_id, text)
             return
+        self._renew_retry.pop(order.id, None)
         with self._user_locale(locale):
             text = texts.auto_renewed(renewed)
         await self._notifier.send(order.user_id, text)
+
+    async def _short_of_money(
+        self, order: StoredOrder, exc: NotEnoughBalance, locale: str
+    ) -> None:
+        """Nothing was held or sent to the provider. Tell the user once, with what is missing,
+        and try again later in the window (a top-up in time still renews)."""
+        now = self._clock.now()
+        log.info("order %s: auto-renew needs %s more in the wallet", order.id, exc.missing)
+        await self._reminders.unmark(order.id, AUTO_RENEW_MARK)
+        self._renew_retry[order.id] = now + self.settings.short_retry
+        if not await self._reminders.mark_sent(order.id, AUTO_RENEW_SHORT, now):
+            return  # told already for this end date
+        with self._user_locale(locale):
+            text = texts.auto_renew_no_money(order, exc.price, exc.balance, exc.missing)
+            markup = keyboards.need_top_up()
+        if not await self._notifier.send(order.user_id, text, markup):
+            await self._reminders.unmark(order.id, AUTO_RENEW_SHORT)  # told on a later try
 
     async def _close_overdue(self, order: StoredOrder) -> bool:
         """Past the end (and the grace) while the provider still calls it open.

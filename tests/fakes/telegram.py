@@ -47,7 +47,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.base import BaseSession
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.methods import (
     AnswerCallbackQuery,
     AnswerPreCheckoutQuery,
@@ -124,11 +124,19 @@ def make_bot(api: FakeBotApi | None = None, *, token: str = TOKEN) -> Bot:
 class ApiError(Exception):
     """What Telegram answers instead of a result; aiogram turns it into its own exception."""
 
-    def __init__(self, status: int, description: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        raw: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.raw = raw  # a body that is not the Bot API's JSON (a proxy's HTML error page)
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -149,7 +157,7 @@ class ApiCall:
     method: TelegramMethod[Any]
     params: dict[str, Any]
     chat_id: int | str | None
-    error: TelegramAPIError | None = None
+    error: TelegramAPIError | ClientDecodeError | None = None
 
 
 @dataclass
@@ -340,6 +348,14 @@ class FakeBotApi(BaseSession):
         text = f"Too Many Requests: retry after {seconds}"
         self.fail_next(method, 429, text, retry_after=seconds, times=times)
 
+    def fail_next_raw(
+        self, method: str | type[TelegramMethod[Any]], status: int, body: str, *, times: int = 1
+    ) -> None:
+        """The next ``times`` calls get ``body`` as it is (an HTML 502 page from a proxy):
+        aiogram raises ``ClientDecodeError``, as with the real Bot API behind a failing proxy."""
+        error = ApiError(status, "not JSON", raw=body)
+        self._failures[_method_name(method)].extend([error] * times)
+
     def forbid_next(self, method: str | type[TelegramMethod[Any]], *, times: int = 1) -> None:
         """403 ``bot was blocked by the user`` -> ``TelegramForbiddenError``."""
         self.fail_next(method, 403, BLOCKED, times=times)
@@ -426,15 +442,19 @@ class FakeBotApi(BaseSession):
             if (wire := self.prepare_value(value, bot=bot, files=files))
         }
         chat_id = self._target(params)
+        raw: str | None = None
         try:
             status, body = 200, {"ok": True, "result": self._answer(bot, name, method, chat_id)}
         except ApiError as error:
-            status, body = error.status, error.payload()
+            status, body, raw = error.status, error.payload(), error.raw
         try:
             response = self.check_response(
-                bot=bot, method=method, status_code=status, content=self.json_dumps(body)
+                bot=bot,
+                method=method,
+                status_code=status,
+                content=self.json_dumps(body) if raw is None else raw,
             )
-        except TelegramAPIError as error:
+        except (TelegramAPIError, ClientDecodeError) as error:
             logger.debug("fake Bot API: %s -> %s", name, error)
             self.log.append(ApiCall(name, method, params, chat_id, error))
             raise
