@@ -61,13 +61,16 @@ class World:
     def providers(self, settings: Settings) -> Mapping[str, Provider]:
         return build_providers(settings, self.client, clock=self.clock, retry=self.retry)
 
-    def offer_service(self, *, cache_seconds: float = 30.0, **overrides: Any) -> OfferService:
+    def offer_service(
+        self, *, cache_seconds: float = 30.0, max_cached: int = 1024, **overrides: Any
+    ) -> OfferService:
         settings = self.settings(**overrides)
         return OfferService(
             self.providers(settings),
             CurrencyConverter(settings.display_currency, settings.exchange_rates),
             clock=self.clock,
             cache_seconds=cache_seconds,
+            max_cached=max_cached,
         )
 
     def catalog_service(self, *, cache_seconds: float = 600.0) -> CatalogService:
@@ -231,6 +234,20 @@ async def test_cache_is_per_pair(world: World) -> None:
 
     assert other.country == "GB"
     assert any(world.since(before).values())
+
+
+async def test_the_cache_is_bounded_and_forgets_the_least_recent_pair(world: World) -> None:
+    service = world.offer_service(max_cached=2)
+    us = await service.offers("tg", "US")
+    await service.offers("tg", "GB")
+    assert await service.offers("tg", "US") is us  # used again: now the most recent
+    await service.offers("tg", "RU")  # a third pair: GB, the least recent, goes
+
+    before = world.requests()
+    assert await service.offers("tg", "US") is us
+    assert world.since(before) == dict.fromkeys(PROVIDER_IDS, 0)
+    await service.offers("tg", "GB")
+    assert any(world.since(before).values())  # asked again
 
 
 async def test_concurrent_calls_share_one_round_of_requests(world: World) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,6 +71,7 @@ class OfferService:
         failed_cache_seconds: float = 5.0,
         user_price: Callable[[Money], Money] | None = None,
         on_fresh: Callable[[OffersResult], None] | None = None,
+        max_cached: int = 1024,
     ) -> None:
         """``user_price`` turns a provider price into what users pay (the bot's markup);
         without it, offers carry the exact display-currency price (the operator CLI).
@@ -82,7 +84,9 @@ class OfferService:
         self._ttl = timedelta(seconds=cache_seconds)
         # A result with a failed provider is kept briefly, so one 5xx doesn't hide it for long.
         self._failed_ttl = timedelta(seconds=min(cache_seconds, failed_cache_seconds))
-        self._cache: dict[tuple[str, str], OffersResult] = {}
+        # Bounded: least recently used pairs go first, whatever pairs are asked for.
+        self._cache: OrderedDict[tuple[str, str], OffersResult] = OrderedDict()
+        self._max_cached = max_cached
         self._inflight: dict[tuple[str, str], asyncio.Task[OffersResult]] = {}
 
     async def offers(self, service: str, country: str, *, fresh: bool = False) -> OffersResult:
@@ -95,6 +99,7 @@ class OfferService:
             and self._clock.now() - cached.fetched_at
             < (self._failed_ttl if cached.failures else self._ttl)
         ):
+            self._cache.move_to_end(key)
             return cached
         task = self._inflight.get(key)
         if task is None:
@@ -103,6 +108,9 @@ class OfferService:
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
         result = await asyncio.shield(task)
         self._cache[key] = result
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._max_cached:
+            self._cache.popitem(last=False)
         return result
 
     def _display(self, price: Money) -> Money:
