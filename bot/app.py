@@ -40,11 +40,12 @@ from bot.services.messenger import Messenger
 from bot.services.notifier import Notifier
 from bot.services.offers import OfferService
 from bot.services.orders import OrderService
+from bot.services.price_alerts import PriceAlerts
 from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
 from bot.services.reconcile import Reconciler
 from bot.services.wallet import WalletService
-from bot.webhook import start_webhook, webhook_url
+from bot.webhook import start_webhook
 from storage.db import Database
 from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
@@ -117,12 +118,9 @@ async def create_app(
     check_startable(settings)
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient()
-    secret = settings.webhook_secret()
-    hook = (
-        webhook_url(settings.webhook_base_url, secret)
-        if settings.webhook_base_url and secret
-        else None
-    )
+    # SMS.online is to get one webhook URL per rental (bot.webhook.RentalHooks.issue) once its
+    # adapter takes one per purchase; a URL shared by every rental is refused, so none is sent.
+    hook: str | None = None
     providers = dict(
         build_providers(settings, http, clock=clock, retry=retry, sleep=sleep, webhook_url=hook)
     )
@@ -130,7 +128,14 @@ async def create_app(
     users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
     intents = IntentsRepo(db)
     pricing = Pricing(converter, settings.price_markup_percent)
-    offers = OfferService(providers, converter, clock=clock, user_price=pricing.user_price)
+    price_alerts = PriceAlerts(settings.admin_ids, clock)
+    offers = OfferService(
+        providers,
+        converter,
+        clock=clock,
+        user_price=pricing.user_price,
+        on_fresh=price_alerts.check,
+    )
     wallet = WalletService(LedgerRepo(db), settings.display_currency, clock)
 
     def pays(user_id: int) -> bool:
@@ -173,6 +178,7 @@ async def create_app(
     dp["access"] = access
     admin = AdminService(providers, StatsRepo(db), clock, settings.low_balance_alert)
     dp["admin"] = admin
+    dp["price_alerts"] = price_alerts
     refuse_blocked = RefuseBlocked(access)
     dp.message.outer_middleware(refuse_blocked)
     dp.callback_query.outer_middleware(refuse_blocked)
@@ -195,11 +201,13 @@ async def create_app(
         dp.include_router(router)
     bot = make_bot(settings, session)
     notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
+    messenger = Messenger(notifier, users, i18n)
+    price_alerts.attach(messenger)
     reconciler = Reconciler(
         providers,
         intents,
         order_repo,
-        Messenger(notifier, users, i18n),
+        messenger,
         clock=clock,
         admins=settings.admin_ids,
         settle_after=timedelta(seconds=2 * settings.provider_timeout + 30),

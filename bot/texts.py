@@ -37,6 +37,32 @@ from storage.intents import Intent
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
 
+# Telegram takes at most 4,096 characters (UTF-16 code units, after entity parsing) in a message.
+# Provider text is bounded so that no push and no card can exceed it, whatever was received.
+MAX_MESSAGE = 4096
+SMS_TEXT_BUDGET = 3000  # an SMS text in a push
+CARD_SMS_BUDGET = 2800  # every SMS text on a card together (the rest: codes, senders, times)
+MAX_CODE = 64
+MAX_SENDER = 64
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-16 code units, cut with "…" (never inside a surrogate)."""
+    if utf16_len(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 1  # the ellipsis
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            break
+        out.append(char)
+    return "".join(out).rstrip() + "…"
+
 
 def locale() -> str:
     return get_i18n().current_locale
@@ -242,17 +268,18 @@ def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...]) -> str:
     lines.append("")
     if messages:
         lines.append(_("<b>Messages</b>"))
-        for message in messages[-5:]:
-            lines.append(sms_line(message))
+        shown = messages[-5:]
+        for message in shown:  # however long the SMS, the card stays within Telegram's limit
+            lines.append(sms_line(message, limit=CARD_SMS_BUDGET // len(shown)))
     elif order.is_active:
         lines.append(_("Waiting for SMS… codes appear here."))
     return "\n".join(lines)
 
 
-def sms_line(message: StoredMessage) -> str:
-    code = f"<code>{escape(message.code)}</code>" if message.code else ""
-    text = escape(message.text or "")
-    sender = f" ({escape(message.sender)})" if message.sender else ""
+def sms_line(message: StoredMessage, limit: int = SMS_TEXT_BUDGET) -> str:
+    code = f"<code>{escape(shorten(message.code, MAX_CODE))}</code>" if message.code else ""
+    text = escape(shorten(message.text or "", limit))
+    sender = f" ({escape(shorten(message.sender, MAX_SENDER))})" if message.sender else ""
     stamp = when(message.received_at or message.stored_at)
     body = " — ".join(part for part in (code, text) if part)
     return f"• {body}{sender}\n  <i>{stamp}</i>"
@@ -294,15 +321,33 @@ def _order_head(order: StoredOrder) -> str:
     return f"{service} · <code>{escape(phone(order.phone))}</code>"
 
 
-def sms_push(order: StoredOrder, message: StoredMessage) -> str:
-    """A new SMS: the code big, then the whole text, sender and time."""
+def sms_push(order: StoredOrder, message: StoredMessage, *, plain: bool = False) -> str:
+    """A new SMS: the code first, then the text, sender and time; within Telegram's limit
+    whatever the provider sent (a text too long is shortened, the code is always there).
+    ``plain``: the same without HTML, for when Telegram refuses the markup."""
+    code = shorten(message.code, MAX_CODE) if message.code else None
+    text = message.text or ""
+    short = shorten(text, SMS_TEXT_BUDGET)
+    sender = shorten(message.sender, MAX_SENDER) if message.sender else None
+    stamp = when(message.received_at or message.stored_at)
+    cut = _("(shortened: {n} characters in all)").format(n=len(text)) if short != text else None
+    if plain:
+        service = identifiers.service_name(order.service)
+        lines = [f"📩 {service} · {phone(order.phone)}"]
+        if code:
+            lines.append(_("Code: {code}").format(code=code))
+        lines += [part for part in (short, cut) if part]
+        lines.append(" · ".join(part for part in (sender, stamp) if part))
+        return "\n".join(lines)
     lines = [f"📩 {_order_head(order)}"]
-    if message.code:
-        lines.append(_("Code: <code>{code}</code>").format(code=escape(message.code)))
-    if message.text:
-        lines.append(f"<blockquote>{escape(message.text)}</blockquote>")
-    meta = [escape(message.sender)] if message.sender else []
-    meta.append(when(message.received_at or message.stored_at))
+    if code:
+        lines.append(_("Code: <code>{code}</code>").format(code=escape(code)))
+    if short:
+        lines.append(f"<blockquote>{escape(short)}</blockquote>")
+    if cut:
+        lines.append(f"<i>{cut}</i>")
+    meta = [escape(sender)] if sender else []
+    meta.append(stamp)
     lines.append(f"<i>{' · '.join(meta)}</i>")
     return "\n".join(lines)
 
@@ -352,6 +397,20 @@ def auto_renew_failed(order: StoredOrder, reason: str) -> str:
     ).format(order=_order_head(order), reason=reason, when=when(order.expires_at))
 
 
+def auto_renew_no_money(order: StoredOrder, price: Money, balance: Money, missing: Money) -> str:
+    return _(
+        "⚠️ {order}: auto-renew could not be paid: the renewal costs {price}, your wallet has "
+        "{balance}. Top up at least {missing} before {when} and it renews by itself; "
+        "otherwise the rental ends then."
+    ).format(
+        order=_order_head(order),
+        price=money(price),
+        balance=money(balance),
+        missing=money(missing),
+        when=when(order.expires_at),
+    )
+
+
 def auto_renew_state(on: bool) -> str:
     return _("Auto-renew is on.") if on else _("Auto-renew is off.")
 
@@ -382,7 +441,7 @@ def offer_gone(provider: str) -> str:
 
 
 def price_rose(provider: str, price: str) -> str:
-    return _("{provider} raised the price to {price}. Here are the current offers:").format(
+    return _("{provider} raised the price to {price}. Buy at the new price?").format(
         provider=title(provider), price=price
     )
 
@@ -421,9 +480,7 @@ def cancel_refused(terms: CancelTerms, now: datetime) -> str:
     """Why a cancel is not possible now, in the provider's real terms."""
     if terms.blocked is CancelBlock.TOO_EARLY and terms.opens_at is not None:
         left = countdown((terms.opens_at - now).total_seconds())
-        return _("The provider allows a cancel only a little later: in {left}.").format(
-            left=left
-        )
+        return _("The provider allows a cancel only a little later: in {left}.").format(left=left)
     if terms.blocked is CancelBlock.SMS_RECEIVED:
         return _("An SMS already arrived on this number, so it can no longer be cancelled.")
     if terms.blocked is CancelBlock.TOO_LATE:
@@ -447,9 +504,9 @@ def purchase_unconfirmed(provider: str, listed: bool, settles_by: datetime) -> s
 
 
 def purchase_recovered(order: StoredOrder) -> str:
-    return _(
-        "✅ Your purchase went through after all: {order}. Open it in your numbers."
-    ).format(order=_order_head(order))
+    return _("✅ Your purchase went through after all: {order}. Open it in your numbers.").format(
+        order=_order_head(order)
+    )
 
 
 def purchase_released(amount: Money | None) -> str:
@@ -494,6 +551,13 @@ def admin_unowned_order(provider: str, order_id: str, number: str) -> str:
         "⚠️ {provider} has an active order {order} ({number}) that no user of the bot owns. "
         "Check it in the provider's account."
     ).format(provider=title(provider), order=escape(order_id), number=escape(number))
+
+
+def admin_price_outlier(what: str) -> str:
+    return _(
+        "⚠️ A provider's price looks wrong: {what}. Check that provider's account currency "
+        "setting (e.g. GETSMS_CURRENCY) against its website."
+    ).format(what=escape(what))
 
 
 def quote_invalid() -> str:
@@ -603,6 +667,12 @@ def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
             orders=stats.orders, active=stats.active, share=f"{stats.code_share:.0%}"
         ),
     ]
+    if stats.failed_deliveries:
+        rows.append(
+            _("⚠️ SMS that Telegram refused to deliver: {n} (see the log)").format(
+                n=stats.failed_deliveries
+            )
+        )
     for currency, amount in sorted(stats.revenue.items()):
         rows.append(
             _("Revenue from wallets: {amount}").format(amount=money(Money(amount, currency)))

@@ -128,8 +128,7 @@ async def _listing(db: Database, provider: Provider) -> list[str]:
             problems.append(f"{provider.title}: active order {order.order_id} belongs to no user")
     kinds = {k.value for k in provider.listed_kinds}
     for row in await db.fetchall(
-        "SELECT id, provider_order_id, kind FROM orders "
-        "WHERE provider = ? AND status = 'active'",
+        "SELECT id, provider_order_id, kind FROM orders WHERE provider = ? AND status = 'active'",
         (provider.id,),
     ):
         if row[2] not in kinds:

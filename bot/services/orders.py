@@ -89,9 +89,7 @@ class ActionResult:
 
 def sms_times(messages: tuple[StoredMessage, ...] | list[StoredMessage]) -> list[datetime]:
     """When each SMS arrived, as early as we know it (the provider's time, or when we saw it)."""
-    return [
-        min(m.received_at, m.stored_at) if m.received_at else m.stored_at for m in messages
-    ]
+    return [min(m.received_at, m.stored_at) if m.received_at else m.stored_at for m in messages]
 
 
 @dataclass(frozen=True, slots=True)
