@@ -518,6 +518,13 @@ def purchase_released(amount: Money | None) -> str:
     ).format(amount=money(amount))
 
 
+def renewal_confirmed(order: StoredOrder) -> str:
+    """A renewal whose answer was lost turned out to have gone through."""
+    return _("⏩ {order}: the renewal went through; it is yours until {when}.").format(
+        order=_order_head(order), when=when(order.expires_at)
+    )
+
+
 def order_ended_refund(order: StoredOrder, refunded: Money | None) -> str:
     """A cancel whose answer was lost turned out to have gone through."""
     if refunded is not None:

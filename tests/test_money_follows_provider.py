@@ -252,6 +252,37 @@ async def test_a_lost_rental_purchase_is_found_even_after_the_provider_was_down(
     assert await LedgerRepo(stack.app.db).open_holds() == []
 
 
+async def test_a_lost_renewal_answer_is_settled_from_the_providers_end_date(
+    stack: Stack,
+) -> None:
+    user = await buyer(stack)
+    card, order = await buy(stack, user, GETSMS_RENTAL)
+    assert await balance(stack) == Decimal("8.00")
+    HeldAnswers(stack.app.http, getsms_request("v2", "prolong"), lose=True, hold=False)
+    await user.click(card, "⏩ Renew")
+
+    answer = await user.click(user.last_message(), "2 days · $3.50")
+
+    assert alert_text(answer) == (
+        "The provider did not confirm this in time. We are checking and will tell you the "
+        "outcome here; please don't repeat it meanwhile."
+    )
+    assert await balance(stack) == Decimal("4.50")  # held: the provider may have renewed
+    # A second tap meanwhile is not a second renewal.
+    again = await user.click_data(user.last_message(), f"r1:{order.id}:48")
+    assert (again.text if again else "") == "Already in progress, one moment…"
+
+    await reconcile(stack, minutes=5)
+
+    renewed = await newest_order(stack, user)
+    assert renewed.expires_at == stack.suite.getsms.rentals[order.provider_order_id].ends
+    assert await balance(stack) == Decimal("4.50")  # captured: it did renew
+    assert (user.last_message().text or "").endswith(
+        "the renewal went through; it is yours until 4 Jan 2026, 12:00 UTC."
+    )
+    assert await IntentsRepo(stack.app.db).list_open() == []
+
+
 # --- the operator's audit ---------------------------------------------------------------------
 
 

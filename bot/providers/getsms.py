@@ -703,19 +703,20 @@ class GetSmsProvider:
             safe=True,
         )
         if status == 502:
-            return OrderState(RemoteStatus.FINISHED, expires_at=order.expires_at)
+            return OrderState(RemoteStatus.FINISHED)
         if status == 501:  # cancelled or expired: getorders tells which
             closed = RemoteStatus.EXPIRED
             for remote in await self.list_orders():
                 if remote.order_id == order.order_id and remote.status.is_final:
                     closed = remote.status
-            return OrderState(closed, expires_at=order.expires_at)
+            return OrderState(closed)
         if status == 400:
-            return OrderState(RemoteStatus.WAITING, expires_at=order.expires_at)
+            return OrderState(RemoteStatus.WAITING)
         raw = data.get("sms_list") if isinstance(data, Mapping) else None
         messages = self._rental_messages(self._list(raw, "getcode"))
         status_now = RemoteStatus.RECEIVED if messages else RemoteStatus.WAITING
-        return OrderState(status_now, messages, order.expires_at)
+        # getcode does not tell the end (getorders does): None, never our own copy echoed.
+        return OrderState(status_now, messages)
 
     def _rental_messages(self, rows: Iterable[Any]) -> tuple[Sms, ...]:
         seen: dict[tuple[str, str], int] = {}

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -236,14 +236,15 @@ class Reconciler:
             await self._pending(intent, f"state unknown: {exc}", report)
             return
         before = intent.expires_before
-        if state.expires_at is None or before is None:
+        ends = state.expires_at or await self._listed_end(provider, order)
+        if ends is None or before is None:
             await self._pending(intent, "the provider does not tell the end", report)
             return
-        if state.expires_at > before + timedelta(minutes=1):
-            renewed = await self._intents.renewed(intent, state.expires_at, self._clock.now())
+        if ends > before + timedelta(minutes=1):
+            renewed = await self._intents.renewed(intent, ends, self._clock.now())
             report.settled.append(intent.id)
             await self._messenger.tell(
-                renewed.user_id, lambda: (texts.auto_renewed(renewed), None)
+                renewed.user_id, lambda: (texts.renewal_confirmed(renewed), None)
             )
             return
         await self._release(intent, "the end did not move: not renewed", report)
@@ -272,6 +273,17 @@ class Reconciler:
             )
             return
         await self._release(intent, "the order is still active: not cancelled", report)
+
+    async def _listed_end(self, provider: Provider, order: StoredOrder) -> datetime | None:
+        """The order's end as the provider's order list tells it (where it lists the kind)."""
+        if order.kind not in provider.listed_kinds:
+            return None
+        try:
+            listing = await provider.list_orders()
+        except ProviderError as exc:
+            log.warning("reconciler: %s orders could not be listed: %s", provider.id, exc)
+            return None
+        return next((o.expires_at for o in listing if o.order_id == order.provider_order_id), None)
 
     async def _order(self, intent: Intent) -> StoredOrder | None:
         return None if intent.order_id is None else await self._orders.get(intent.order_id)
