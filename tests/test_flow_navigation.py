@@ -233,3 +233,23 @@ async def test_strangers_are_refused_before_any_provider_call(tmp_path: Path) ->
         operator = stack.client(1001)
         await operator.send("/buy")
         assert "Telegram" in operator.buttons()
+
+
+async def test_forged_service_and_country_pairs_ask_no_provider(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        user = stack.client()
+        await user.send("/buy")  # the catalog is read once, as for any first tap
+        before = {pid: len(s.requests) for pid, s in stack.suite.servers.items()}
+        forged = [
+            "c1:zz:US",  # a service nobody sells
+            "c1:tg:ZZ",  # a country nobody sells it in
+            "s1:" + "x" * 59,  # a long service: its Back button could not even be built
+            "cp1:" + "y" * 50 + ":0",
+            "o3:tg:ZZ:getsms:0123456789ab",  # an offer of a forged pair
+        ]
+        for data in forged:
+            answer = await user.click_data(user.last_message(), data)
+            assert answer is not None and answer.show_alert, data
+            assert answer.text == "This button is no longer valid.", data
+        after = {pid: len(s.requests) for pid, s in stack.suite.servers.items()}
+        assert after == before

@@ -137,8 +137,11 @@ async def country_page(
     i18n: I18n,
 ) -> None:
     """A page of countries (the first one when a service was just picked)."""
-    await answer(query)
     merged = await catalog.get()
+    if callback_data.service not in merged.by_service:  # a button the bot did not make
+        await answer(query, texts.not_yours(), alert=True)
+        return
+    await answer(query)
     await state.set_state(BuyFlow.country)
     await state.update_data(service=callback_data.service)
     page = callback_data.page if isinstance(callback_data, CountryPage) else 0
@@ -188,11 +191,18 @@ def _offers_screen(
 
 
 async def pick_country(
-    query: CallbackQuery, callback_data: PickCountry, state: FSMContext, offers: OfferService
+    query: CallbackQuery,
+    callback_data: PickCountry,
+    state: FSMContext,
+    offers: OfferService,
+    catalog: CatalogService,
 ) -> None:
+    service, country = callback_data.service, callback_data.country
+    if not (await catalog.get()).sells(service, country):  # forged: no provider is asked
+        await answer(query, texts.not_yours(), alert=True)
+        return
     await answer(query)
     await state.set_state(None)
-    service, country = callback_data.service, callback_data.country
     await show(query, texts.loading_offers(identifiers.service_name(service), country))
     result = await offers.offers(service, country)
     text, markup = _offers_screen(result)
@@ -200,9 +210,16 @@ async def pick_country(
 
 
 async def pick_offer(
-    query: CallbackQuery, callback_data: OfferKey, offers: OfferService, purchases: PurchaseService
+    query: CallbackQuery,
+    callback_data: OfferKey,
+    offers: OfferService,
+    purchases: PurchaseService,
+    catalog: CatalogService,
 ) -> None:
     """The confirmation: the server keeps the price it shows here; Buy names that quote."""
+    if not (await catalog.get()).sells(callback_data.service, callback_data.country):
+        await answer(query, texts.not_yours(), alert=True)
+        return
     await answer(query)
     result = await offers.offers(callback_data.service, callback_data.country)
     priced = next(
