@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -30,7 +30,10 @@ from bot.money import Money, to_decimal
 from bot.providers import identifiers
 from bot.providers.base import (
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelOutcome,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -44,6 +47,7 @@ from bot.providers.base import (
     ProviderCatalog,
     ProviderError,
     ProviderUnavailable,
+    RefundScope,
     RemoteOrder,
     RemoteStatus,
     Renewal,
@@ -55,6 +59,7 @@ from bot.providers.codes import extract_code
 from bot.providers.http import Params, ProviderHttp
 
 log = logging.getLogger(__name__)
+REFUND_WINDOW = timedelta(hours=24)  # cancel: no SMS within 24 h of the last renewal
 
 PROVIDER_ID = "beesms"
 PREFIX = "/v1/rental"
@@ -470,7 +475,7 @@ class BeeSmsProvider:
         return OrderState(
             status=self._status(rental, bool(messages)),
             messages=messages,
-            expires_at=rental.expires_at or order.expires_at,
+            expires_at=rental.expires_at,  # None when not told: never our own copy
         )
 
     async def list_orders(self) -> list[RemoteOrder]:
@@ -498,10 +503,31 @@ class BeeSmsProvider:
 
     # --- order actions ----------------------------------------------------------------------
 
-    async def cancel(self, order: Order) -> None:
-        """Cancel and refund; CancelNotAllowed if an SMS came within 24 h of the last renewal."""
+    def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
+        """bee-sms-rental.txt (cancel): "refunds the remaining balance if no SMS has been
+        received within 24 hours of the last renewal" (50303 "not eligible" otherwise)."""
+        last = order.renewed_at or order.bought_at
+        if last is not None and any(last <= at < last + REFUND_WINDOW for at in sms_at):
+            return CancelTerms(CancelBlock.SMS_RECEIVED, RefundScope.NONE)
+        return CancelTerms(None, RefundScope.LAST)
+
+    async def cancel(self, order: Order) -> CancelOutcome:
+        """Cancel and refund; CancelNotAllowed if an SMS came within 24 h of the last renewal.
+
+        The answer carries no amount. The docs say "the remaining balance": read here as the
+        last charge (the purchase or the latest renewal), as the issue tracker states it; the
+        docs do not say whether unused time alone comes back (see the closing notes)."""
         await self._get("cancel", {"order_id": order.order_id}, _ignore, safe=False)
         log.info("beesms: cancelled order %s", order.order_id)
+        return CancelOutcome(RefundScope.LAST, detail="cancel: 'refunds the remaining balance'")
+
+    @property
+    def listed_kinds(self) -> frozenset[OrderKind]:
+        return frozenset({OrderKind.RENTAL})  # rental/numbers lists every rental
+
+    def unclaimed_window(self, kind: OrderKind) -> timedelta:
+        # A rental is charged at purchase and never free: a lost one is found in the listing.
+        return REFUND_WINDOW
 
     async def renewal_options(self, order: Order) -> list[RenewalOption]:
         """The durations currently sold for the order's service and area, at the listed price."""
@@ -548,13 +574,13 @@ class BeeSmsProvider:
             price = next((o.price for o in options if o.duration_hours == duration_hours), None)
         return Renewal(order_id=order.order_id, expires_at=expires_at, price=price)
 
-    async def another_code(self, order: Order) -> None:
+    async def another_code(self, order: Order) -> Mapping[str, str]:
         raise Unsupported(PROVIDER_ID, "rentals receive every SMS without asking")
 
     async def finish(self, order: Order) -> None:
         raise Unsupported(PROVIDER_ID, "rentals end on expiry or cancel")
 
-    async def ban(self, order: Order) -> None:
+    async def ban(self, order: Order) -> CancelOutcome:
         raise Unsupported(PROVIDER_ID, "the API cannot report a number")
 
     async def reuse(self, order: Order) -> Order:

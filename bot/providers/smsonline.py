@@ -34,7 +34,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -47,7 +47,10 @@ from bot.money import Money
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelOutcome,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -62,6 +65,7 @@ from bot.providers.base import (
     ProviderCatalog,
     ProviderError,
     ProviderUnavailable,
+    RefundScope,
     RemoteOrder,
     RemoteStatus,
     Renewal,
@@ -79,6 +83,7 @@ T = TypeVar("T")
 
 PATH = "/stubs/handler_api.php"
 RENT_HOURS: tuple[int, ...] = (4, 8, 12, 24, 72, 168, 360, 720, 2160)
+CANCEL_WINDOW = timedelta(minutes=20)  # setRentStatus 2 refunds only within 20 minutes
 STATUS_PAGE_SIZE = 50
 STATUS_MAX_PAGES = 20
 
@@ -477,7 +482,7 @@ class SmsOnlineProvider:
             answer = await self._call("getRentStatus", params, self._parse_status, safe=True)
             if isinstance(answer, RemoteStatus):
                 if page == 0 or answer.is_final:
-                    return OrderState(answer, expires_at=order.expires_at)
+                    return OrderState(answer)
                 break  # past the last page
             if not answer.items or answer.items == previous:
                 break  # an empty page, or the server ignores ``page``
@@ -489,10 +494,8 @@ class SmsOnlineProvider:
             if short and (answer.total is None or len(collected) >= answer.total):
                 break
         if not collected:
-            return OrderState(RemoteStatus.WAITING, expires_at=order.expires_at)
-        return OrderState(
-            RemoteStatus.RECEIVED, messages=_messages(collected), expires_at=order.expires_at
-        )
+            return OrderState(RemoteStatus.WAITING)
+        return OrderState(RemoteStatus.RECEIVED, messages=_messages(collected))
 
     def _parse_rent_list(self, action: str, response: httpx.Response) -> list[_Rent]:
         token, data = self._decode(response)
@@ -643,8 +646,26 @@ class SmsOnlineProvider:
     async def finish(self, order: Order) -> None:
         await self._set_status(order, 1)
 
-    async def cancel(self, order: Order) -> None:
+    def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
+        """setRentStatus 2 refunds "only within the first 20 min", then CANT_CANCEL
+        (sms-activate-protocol.md, setRentStatus); an SMS alone does not forbid it there."""
+        start = order.bought_at
+        closes = start + CANCEL_WINDOW if start is not None else None
+        if closes is not None and now >= closes:
+            return CancelTerms(CancelBlock.TOO_LATE, RefundScope.NONE, closes_at=closes)
+        return CancelTerms(None, RefundScope.ALL, closes_at=closes)
+
+    async def cancel(self, order: Order) -> CancelOutcome:
         await self._set_status(order, 2)
+        return CancelOutcome(RefundScope.ALL, detail="setRentStatus 2: cancel with refund")
+
+    @property
+    def listed_kinds(self) -> frozenset[OrderKind]:
+        return frozenset({OrderKind.RENTAL})  # getRentList
+
+    def unclaimed_window(self, kind: OrderKind) -> timedelta:
+        # Charged at purchase, refundable for 20 minutes: a lost rent is found in getRentList.
+        return CANCEL_WINDOW
 
     async def renew(self, order: Order, duration_hours: int) -> Renewal:
         if duration_hours not in RENT_HOURS:
@@ -655,10 +676,10 @@ class SmsOnlineProvider:
 
     # --- not offered -------------------------------------------------------------------------
 
-    async def another_code(self, order: Order) -> None:
+    async def another_code(self, order: Order) -> Mapping[str, str]:
         raise Unsupported(self.id, "another code")
 
-    async def ban(self, order: Order) -> None:
+    async def ban(self, order: Order) -> CancelOutcome:
         raise Unsupported(self.id, "ban")
 
     async def reuse(self, order: Order) -> Order:
