@@ -20,6 +20,7 @@ from storage.ledger import LedgerRepo
 from tests.fakes.telegram import BotClient
 from tests.stack import Stack, running_stack, stack_settings
 from tests.test_flow_orders import (
+    BEESMS,
     BUY,
     GETSMS_ACTIVATION,
     GETSMS_RENTAL,
@@ -300,3 +301,17 @@ async def test_doctor_ledger_agrees_then_reports_a_stray_hold(stack: Stack) -> N
     out = io.StringIO()
     assert await doctor(settings, out, ledger=True) == 1
     assert "is neither settled nor part of an open purchase" in out.getvalue()
+
+
+async def test_renew_then_cancel_refunds_the_last_charge_only(stack: Stack) -> None:
+    user = await buyer(stack)
+    card, _ = await buy(stack, user, BEESMS)  # 7 days, $4.90
+    await user.click(card, "⏩ Renew")
+    await user.click(user.last_message(), "7 days · $4.90")
+    assert await balance(stack) == Decimal("0.20")
+
+    answer = await user.click(user.last_message(), "✖️ Cancel")
+
+    # BEE-SMS gives back the last charge at most: the renewal, not the purchase as well.
+    assert answer is not None and answer.text == "Cancelled. $4.90 is back in your wallet."
+    assert await balance(stack) == Decimal("5.10")
