@@ -45,7 +45,7 @@ from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
 from bot.services.reconcile import Reconciler
 from bot.services.wallet import WalletService
-from bot.webhook import start_webhook
+from bot.webhook import RentalHooks, start_webhook
 from storage.db import Database
 from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
@@ -118,9 +118,13 @@ async def create_app(
     check_startable(settings)
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient()
-    # SMS.online is to get one webhook URL per rental (bot.webhook.RentalHooks.issue) once its
-    # adapter takes one per purchase; a URL shared by every rental is refused, so none is sent.
-    hook: str | None = None
+    secret = settings.webhook_secret()
+    # Each SMS.online rent gets a webhook URL of its own (a shared one could push into any).
+    hook = (
+        RentalHooks(settings.webhook_base_url, secret).issue
+        if settings.webhook_base_url and secret
+        else None
+    )
     providers = dict(
         build_providers(settings, http, clock=clock, retry=retry, sleep=sleep, webhook_url=hook)
     )

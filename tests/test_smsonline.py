@@ -39,6 +39,7 @@ from bot.providers.codes import extract_code
 from bot.providers.http import RetryPolicy
 from bot.providers.smsonline import (
     RENT_HOURS,
+    RentalHook,
     SmsOnlineProvider,
     parse_webhook,
 )
@@ -56,7 +57,7 @@ def make_provider(
     clock: FakeClock,
     *,
     timeout: float = 5.0,
-    webhook_url: str | None = None,
+    webhook_url: RentalHook | None = None,
 ) -> SmsOnlineProvider:
     http = provider_http("smsonline", http_client, base_url, KEY, retry, timeout)
     return SmsOnlineProvider(http, KEY, clock=clock, webhook_url=webhook_url)
@@ -507,7 +508,7 @@ async def test_webhook_matches_state(
     try:
         url = f"{receiver.base_url}/hook"
         provider = make_provider(
-            http_client, emulator.base_url, fast_retry, clock, webhook_url=url
+            http_client, emulator.base_url, fast_retry, clock, webhook_url=lambda: (url, {})
         )
         order = await rent(provider)
         (query,) = queries(emulator, "getRentNumber")

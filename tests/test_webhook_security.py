@@ -25,6 +25,7 @@ from storage.orders import OrdersRepo
 from tests.fakes.telegram import BotClient
 from tests.helpers import free_port
 from tests.stack import Stack, running_stack
+from tests.test_flow_orders import SMSONLINE, buy
 
 
 @dataclass
@@ -164,3 +165,20 @@ async def test_a_flood_of_pushes_is_bounded_per_rental(hooked: Hooked) -> None:
     hooked.stack.clock.advance(seconds=12)
     assert await hooked.push(url, 5005, "later 99999") == 200  # one more after a while
     assert await hooked.push(url, 5005, "again 99998") == 429
+
+
+async def test_a_rental_bought_in_the_bot_gets_its_own_url_and_its_sms_at_once(
+    hooked: Hooked,
+) -> None:
+    stack = hooked.stack
+    _, order = await buy(stack, hooked.user, SMSONLINE)
+    [asked] = [
+        r for r in stack.suite.smsonline.requests if r.query.get("action") == "getRentNumber"
+    ]
+    assert asked.query["url"] == hooked.hooks.url(order.meta[NONCE])
+
+    await stack.suite.smsonline.inject_sms(order.provider_order_id, "Telegram code 909090")
+
+    assert ["909090" in text for text in hooked.pushes()] == [True]  # pushed by the webhook
+    await stack.app.watcher.tick()  # the poll finds the same SMS: not pushed again
+    assert ["909090" in text for text in hooked.pushes()] == [True]

@@ -14,7 +14,7 @@ from bot.providers.beesms import BeeSmsProvider
 from bot.providers.getsms import GetSmsProvider
 from bot.providers.http import ProviderHttp, RetryPolicy, Sleep
 from bot.providers.smsbus import SmsBusProvider
-from bot.providers.smsonline import SmsOnlineProvider
+from bot.providers.smsonline import RentalHook, SmsOnlineProvider
 
 PROVIDER_IDS = ("getsms", "smsbus", "beesms", "smsonline")
 PROVIDER_TITLES = MappingProxyType(
@@ -39,7 +39,7 @@ def build_providers(
     clock: Clock = SYSTEM_CLOCK,
     retry: RetryPolicy | None = None,
     sleep: Sleep | None = None,
-    webhook_url: str | None = None,
+    webhook_url: RentalHook | None = None,
 ) -> Mapping[str, Provider]:
     """Every provider whose key is set, in a stable order."""
     retry = retry or RetryPolicy(attempts=settings.provider_retries)

@@ -83,7 +83,11 @@ T = TypeVar("T")
 
 PATH = "/stubs/handler_api.php"
 RENT_HOURS: tuple[int, ...] = (4, 8, 12, 24, 72, 168, 360, 720, 2160)
-CANCEL_WINDOW = timedelta(minutes=20)  # setRentStatus 2 refunds only within 20 minutes
+CANCEL_WINDOW = timedelta(minutes=20)
+# Gives the webhook URL for one new rent, and what to keep in its order's meta.
+RentalHook = Callable[
+    [], tuple[str, Mapping[str, str]]
+]  # setRentStatus 2 refunds only within 20 minutes
 STATUS_PAGE_SIZE = 50
 STATUS_MAX_PAGES = 20
 
@@ -252,7 +256,7 @@ class SmsOnlineProvider:
         *,
         currency: str = "USD",
         clock: Clock = SYSTEM_CLOCK,
-        webhook_url: str | None = None,
+        webhook_url: RentalHook | None = None,
     ) -> None:
         self._http = http
         self._key = api_key
@@ -590,9 +594,11 @@ class SmsOnlineProvider:
             "country": cid,
             "rent_time": hours,
         }
-        if self._webhook_url:
-            params["url"] = self._webhook_url
-            params["uri"] = self._webhook_url
+        hook_meta: Mapping[str, str] = {}
+        if self._webhook_url is not None:  # a URL of this rent's own (bot.webhook.RentalHooks)
+            url, hook_meta = self._webhook_url()
+            params["url"] = url
+            params["uri"] = url
         phone = await self._call("getRentNumber", params, self._parse_phone, safe=False)
         expires = phone.end_date
         if expires is None:
@@ -608,7 +614,7 @@ class SmsOnlineProvider:
             price=await self._charged(phone.id, offer.price),
             expires_at=expires,
             duration_hours=hours,
-            meta={"country_id": cid},
+            meta={"country_id": cid, **hook_meta},
         )
 
     def _country_id(self, offer: Offer) -> str:
