@@ -31,8 +31,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``24h``, ``2d`` -> timedelta (positive)."""
     match = _DURATION_RE.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"bad duration {text.strip()!r}: a number with s, m, h or d, e.g. 24h")
+    if not match or int(match.group(1)) == 0:  # the value is not echoed: it may be a secret
+        raise ValueError("bad duration: a positive number with s, m, h or d, e.g. 24h")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
@@ -41,15 +41,16 @@ def _decimal_pairs(
 ) -> dict[str, Decimal]:
     """``KEY=number,KEY=number`` (blank items skipped) -> {KEY: Decimal}."""
     pairs: dict[str, Decimal] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
+    items = filter(None, (p.strip() for p in text.split(",")))
+    for place, item in enumerate(items, start=1):  # named by place: a value may be a secret
         key, sep, number = item.partition("=")
         key = normalise(key.strip())
         if not sep or not valid(key):
-            raise ValueError(f"bad item {item!r}: expected KEY=number, e.g. {example}")
+            raise ValueError(f"bad item #{place}: expected KEY=number, e.g. {example}")
         try:
             pairs[key] = Decimal(number.strip())
         except InvalidOperation:
-            raise ValueError(f"bad number for {key}: {number.strip()!r}") from None
+            raise ValueError(f"bad number for {key} (item #{place})") from None
     return pairs
 
 
@@ -69,6 +70,12 @@ class Settings(BaseSettings):
     wallet_in_private_mode: bool = False
     price_markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     stars_per_unit: Decimal = Field(default=Decimal(80), gt=0, le=100_000)
+    # The most an admin may /credit or /debit at once, in the display currency.
+    admin_credit_max: Decimal = Field(default=Decimal(10_000), gt=0, le=10**9, allow_inf_nan=False)
+    # Per-user flood limit: at most RATE_LIMIT_COUNT messages and taps per RATE_LIMIT_WINDOW
+    # seconds (admins are not limited); 0 turns it off.
+    rate_limit_count: int = Field(default=30, ge=0, le=10_000)
+    rate_limit_window: float = Field(default=10.0, gt=0, le=3600)
     low_balance_alert: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
     # Storage
     database_path: Path = Path("data/bot.sqlite3")
@@ -239,14 +246,27 @@ class Settings(BaseSettings):
         return tuple(values + ([webhook] if webhook else []))
 
 
+_SECRET_NAME = re.compile(r"token|key|password|passwd|secret", re.IGNORECASE)
+
+
+def _error_line(error: Any) -> str:
+    """``NAME: what is wrong``: never the value (a key pasted into the wrong setting is still a
+    key), and for a secret-looking setting nothing a validator may have quoted either."""
+    name = ".".join(str(p) for p in error["loc"]).upper() or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    given = error.get("input")
+    if isinstance(given, str) and len(given.strip()) >= 3:
+        message = message.replace(given.strip(), "…").replace(given, "…")
+    if _SECRET_NAME.search(name) and ("'" in message or '"' in message):
+        message = "is not valid (the value is not shown)"
+    return f"{name}: {message}"
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read and validate settings; raise :class:`SettingsError` with one line per problem."""
+    """Read and validate settings; raise :class:`SettingsError` with one line per problem, each
+    naming the setting and what is wrong, never its value."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_input=False, include_url=False):
-            name = ".".join(str(p) for p in error["loc"]).upper() or "settings"
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
+        lines = [_error_line(error) for error in exc.errors(include_url=False)]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

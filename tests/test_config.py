@@ -132,6 +132,55 @@ def test_delivery_and_money_settings_parse_with_clear_errors(
     with pytest.raises(SettingsError) as info:
         load_settings()
     message = str(info.value)
-    assert "RENTAL_REMINDERS: bad duration '1w'" in message
-    assert "LOW_BALANCE_ALERT: bad item 'nobody=5'" in message
+    assert "RENTAL_REMINDERS: bad duration: a positive number with s, m, h or d" in message
+    assert "LOW_BALANCE_ALERT: bad item #1: expected KEY=number" in message
     assert "ACCESS_MODE" in message
+    assert "1w" not in message and "nobody" not in message
+
+
+KEY_LIKE = "sk_live_51HqLyjWDarjtT1zdp7dcXY"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("EXCHANGE_RATES", KEY_LIKE),  # a provider key pasted into the wrong setting
+        ("EXCHANGE_RATES", f"RUB={KEY_LIKE}"),
+        ("LOW_BALANCE_ALERT", KEY_LIKE),
+        ("RENTAL_REMINDERS", KEY_LIKE),
+        ("AUTO_RENEW_BEFORE", KEY_LIKE),
+        ("ADMIN_IDS", KEY_LIKE),
+        ("DISPLAY_CURRENCY", KEY_LIKE),
+        ("ACCESS_MODE", KEY_LIKE),
+        ("PROVIDER_TIMEOUT", KEY_LIKE),
+        ("WEBHOOK_BASE_URL", KEY_LIKE),
+        ("BOT_TOKEN", KEY_LIKE),
+        ("ADMIN_CREDIT_MAX", KEY_LIKE),
+        ("RATE_LIMIT_COUNT", KEY_LIKE),
+    ],
+)
+def test_a_settings_error_names_the_setting_never_the_value(
+    monkeypatch: pytest.MonkeyPatch, setting: str, value: str
+) -> None:
+    monkeypatch.setenv(setting, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert f"{setting}: " in text
+    assert KEY_LIKE not in text and KEY_LIKE[:12] not in text
+    assert len(text.splitlines()) == 2  # the heading and this setting's line
+
+
+def test_admin_credit_max_and_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.admin_credit_max == Decimal(10_000)
+    assert (settings.rate_limit_count, settings.rate_limit_window) == (30, 10.0)
+    monkeypatch.setenv("ADMIN_CREDIT_MAX", "250.5")
+    monkeypatch.setenv("RATE_LIMIT_COUNT", "0")
+    settings = load_settings()
+    assert settings.admin_credit_max == Decimal("250.5")
+    assert settings.rate_limit_count == 0
+    for bad in ("0", "-1", "NaN", "Infinity"):
+        monkeypatch.setenv("ADMIN_CREDIT_MAX", bad)
+        with pytest.raises(SettingsError, match="ADMIN_CREDIT_MAX"):
+            load_settings()
