@@ -47,6 +47,7 @@ from bot.services.reconcile import Reconciler
 from bot.services.wallet import WalletService
 from bot.webhook import RentalHooks, start_webhook
 from storage.db import Database
+from storage.fsm import SqliteStorage
 from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
@@ -149,6 +150,7 @@ async def create_app(
 
     i18n = create_i18n()
     dp = Dispatcher(
+        storage=SqliteStorage(db),
         settings=settings,
         providers=providers,
         users=users,

@@ -224,12 +224,23 @@ ALTER TABLE messages ADD COLUMN failure TEXT;  -- Telegram's last refusal, for t
 CREATE INDEX messages_failed ON messages (failed_at) WHERE failed_at IS NOT NULL;
 """
 
+V6_FSM = """
+-- aiogram FSM states and data (a step that waits for typed input survives a restart).
+CREATE TABLE fsm (
+    key        TEXT PRIMARY KEY,   -- aiogram's StorageKey, built by DefaultKeyBuilder
+    state      TEXT,
+    data       TEXT NOT NULL DEFAULT '{}',  -- JSON object
+    updated_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
     Migration(3, "wallets and access", V3_WALLETS_AND_ACCESS),
     Migration(4, "purchase intents and quotes", V4_INTENTS_AND_QUOTES),
     Migration(5, "delivery attempts", V5_DELIVERY_ATTEMPTS),
+    Migration(6, "fsm", V6_FSM),
 )
 
 
