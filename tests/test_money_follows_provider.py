@@ -315,3 +315,28 @@ async def test_renew_then_cancel_refunds_the_last_charge_only(stack: Stack) -> N
     # BEE-SMS gives back the last charge at most: the renewal, not the purchase as well.
     assert answer is not None and answer.text == "Cancelled. $4.90 is back in your wallet."
     assert await balance(stack) == Decimal("5.10")
+
+
+async def test_an_order_nobody_owns_is_reported_to_the_admins(stack: Stack) -> None:
+    admin = stack.client(ADMIN)
+    await admin.send("/start")
+    user = await buyer(stack)
+    confirm = await confirm_screen(user, GETSMS_RENTAL)
+    HeldAnswers(stack.app.http, getsms_request("v2", "getnumber"), lose=True, hold=False)
+    for _ in range(2):  # the listing before the purchase fails: the answer cannot be matched
+        stack.suite.getsms.raw_reply("getorders", "<html>502</html>", api="v2", http_status=502)
+    await user.click(confirm, BUY)
+    # Meanwhile the operator rents a number on the same account, outside the bot.
+    provider = stack.app.providers["getsms"]
+    offer = next(o for o in await provider.offers("tg", "RU") if o.kind == "rental")
+    manual = await provider.buy(offer)
+
+    await reconcile(stack, minutes=5)
+
+    [mine] = await stored_orders(stack, user)
+    assert mine.provider_order_id != manual.order_id  # the older new order is the user's
+    told = [m.text or "" for m in admin.messages() if "no user of the bot owns" in (m.text or "")]
+    assert told == [
+        f"⚠️ Get-SMS has an active order {manual.order_id} ({manual.phone}) that no user of "
+        "the bot owns. Check it in the provider's account."
+    ]
