@@ -26,7 +26,13 @@ from bot.handlers import admin as admin_handlers
 from bot.handlers import buy, errors, language, numbers, start
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import BuyersOnly, RefuseBlocked, UserMiddleware
+from bot.middlewares import (
+    BuyersOnly,
+    PrivateChatsOnly,
+    RateLimit,
+    RefuseBlocked,
+    UserMiddleware,
+)
 from bot.money import CurrencyConverter
 from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
@@ -185,6 +191,16 @@ async def create_app(
     admin = AdminService(providers, StatsRepo(db), clock, settings.low_balance_alert)
     dp["admin"] = admin
     dp["price_alerts"] = price_alerts
+    rate_limit = RateLimit(
+        clock,
+        limit=settings.rate_limit_count,
+        window=settings.rate_limit_window,
+        exempt=access.is_admin,
+    )
+    private_only = PrivateChatsOnly()
+    for observer in (dp.message, dp.callback_query):  # in this order, before any handler
+        observer.outer_middleware(rate_limit)
+        observer.outer_middleware(private_only)
     refuse_blocked = RefuseBlocked(access)
     dp.message.outer_middleware(refuse_blocked)
     dp.callback_query.outer_middleware(refuse_blocked)

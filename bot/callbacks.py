@@ -4,8 +4,29 @@ told apart from new ones if a layout changes; aiogram checks the 64-byte limit o
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+SQL_INT_MAX = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
+
+# Fields the bot fills from its own rows: a value no row can have fails to unpack, so the
+# button matches no handler (bot.handlers.errors answers it) and never reaches storage.
+RowId = Annotated[int, Field(gt=0, le=SQL_INT_MAX)]
+Page = Annotated[int, Field(ge=0, le=100_000)]
+Hours = Annotated[int, Field(gt=0, le=24 * 366)]
+Code = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+def parse_row_id(text: str | None) -> int | None:
+    """A command argument that must be a row id (a Telegram user id, an order id): an int in
+    1..2**63-1 written in ASCII digits, else None (so no query is ever made with it)."""
+    raw = (text or "").strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 0 < value <= SQL_INT_MAX else None
 
 
 class MenuAction(enum.StrEnum):
@@ -21,21 +42,21 @@ class Menu(CallbackData, prefix="m1"):
 
 
 class ServicePage(CallbackData, prefix="sp1"):
-    page: int
+    page: Page
 
 
 class PickService(CallbackData, prefix="s1"):
-    service: str
+    service: Code
 
 
 class CountryPage(CallbackData, prefix="cp1"):
-    service: str
-    page: int
+    service: Code
+    page: Page
 
 
 class PickCountry(CallbackData, prefix="c1"):
-    service: str
-    country: str
+    service: Code
+    country: Code
 
 
 class OfferKey(CallbackData, prefix="o3"):
@@ -67,17 +88,17 @@ class OrderAction(enum.StrEnum):
 
 
 class OrderCb(CallbackData, prefix="x1"):
-    order_id: int
+    order_id: RowId
     action: OrderAction
 
 
 class RenewCb(CallbackData, prefix="r1"):
-    order_id: int
-    hours: int
+    order_id: RowId
+    hours: Hours
 
 
 class OrdersPage(CallbackData, prefix="l1"):
-    page: int
+    page: Page
     past: bool
 
 
@@ -88,7 +109,7 @@ class AskAccess(CallbackData, prefix="aa1"):
 class DecideAccess(CallbackData, prefix="ad1"):
     """An admin approves or denies a user's request."""
 
-    user_id: int
+    user_id: RowId
     approve: bool
 
 
@@ -101,7 +122,7 @@ class TopUp(CallbackData, prefix="tu1"):
 class BlockUser(CallbackData, prefix="bu1"):
     """An admin blocks or unblocks a user from the user's card."""
 
-    user_id: int
+    user_id: RowId
     blocked: bool
 
 

@@ -57,6 +57,14 @@ def main_menu() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+def open_private_chat(bot_username: str) -> InlineKeyboardMarkup:
+    """One URL button that opens the private chat with the bot (at its main menu)."""
+    url = f"https://t.me/{bot_username}?start=menu"
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=texts.open_private_chat(), url=url)]]
+    )
+
+
 def back_to_menu() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))

@@ -1,12 +1,26 @@
-"""Middlewares: know the user (and their language) before any handler runs."""
+"""Middlewares: know the user (and their language) before any handler runs; private chats
+only; a per-user flood limit; blocked users and non-buyers refused."""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
+from aiogram import BaseMiddleware, Bot
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    User,
+)
 
 from bot import keyboards, texts
 from bot.clock import Clock
@@ -14,6 +28,7 @@ from bot.handlers.common import answer, show
 from bot.services.access import AccessService
 from storage.users import UsersRepo
 
+log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
@@ -42,7 +57,9 @@ class RefuseBlocked(BaseMiddleware):
         self._access = access
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if not self._access.is_blocked(data.get("stored_user")):
+        # A payment Telegram completed is credited whoever sent it: its Stars are already
+        # taken, and pre-checkout is where a blocked user is refused (see handlers.wallet).
+        if _is_payment(event) or not self._access.is_blocked(data.get("stored_user")):
             return await handler(event, data)
         await _refuse(event, texts.blocked())
         return None
@@ -74,3 +91,111 @@ async def _refuse(
             await show(event, text, markup)
     elif isinstance(event, Message):
         await event.answer(text, reply_markup=markup)
+
+
+def _is_payment(event: TelegramObject) -> bool:
+    return isinstance(event, Message) and event.successful_payment is not None
+
+
+class PrivateChatsOnly(BaseMiddleware):
+    """Numbers, codes and the wallet are personal: in a group, supergroup or channel a command
+    is answered with one message whose button opens the private chat, and nothing else is
+    done; a tap on a button there is answered with a short alert and does nothing."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat: Chat | None = data.get("event_chat")
+        if chat is not None and chat.type == ChatType.PRIVATE:
+            return await handler(event, data)
+        if isinstance(event, CallbackQuery):
+            await answer(event, texts.private_chat_button_only(), alert=True)
+        elif isinstance(event, Message) and _is_command(event) and event.bot is not None:
+            await _point_to_private(event, event.bot)
+        return None
+
+
+def _is_command(message: Message) -> bool:
+    return bool(message.text and message.text.startswith("/"))
+
+
+async def _point_to_private(message: Message, bot: Bot) -> None:
+    try:
+        me = await bot.me()
+        if me.username:
+            await message.answer(
+                texts.private_chat_only(), reply_markup=keyboards.open_private_chat(me.username)
+            )
+    except TelegramAPIError as exc:  # no rights to write in that group: nothing to do
+        log.info("could not answer in chat %s: %s", message.chat.id, type(exc).__name__)
+
+
+@dataclass(slots=True)
+class _Window:
+    start: datetime
+    count: int = 0
+    warned: bool = False
+
+
+class RateLimit(BaseMiddleware):
+    """At most ``limit`` messages and taps per user in each ``window``: beyond it, the first
+    one is answered "slow down" once and the rest silently, and no handler runs (so no
+    provider is asked). Payments always pass. Memory is bounded: windows that ended are
+    dropped as new ones open, and at most ``max_users`` are remembered at once."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        limit: int,
+        window: float,
+        exempt: Callable[[int], bool] = lambda _user_id: False,
+        max_users: int = 50_000,
+    ) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._window = timedelta(seconds=window)
+        self._exempt = exempt
+        self._max_users = max_users
+        self._windows: dict[int, _Window] = {}  # oldest window first
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if self._limit <= 0 or user is None or _is_payment(event) or self._exempt(user.id):
+            return await handler(event, data)
+        now = self._clock.now()
+        window = self._open(user.id, now)
+        window.count += 1
+        if window.count <= self._limit:
+            return await handler(event, data)
+        first = not window.warned
+        window.warned = True
+        if first:
+            log.info("user %s is over the rate limit", user.id)
+        wait = max(1, math.ceil((window.start + self._window - now).total_seconds()))
+        if isinstance(event, CallbackQuery):
+            await answer(event, texts.slow_down(wait) if first else None, alert=first)
+        elif isinstance(event, Message) and first:
+            try:
+                await event.answer(texts.slow_down(wait))
+            except TelegramAPIError as exc:
+                log.info("could not tell user %s to slow down: %s", user.id, type(exc).__name__)
+        return None
+
+    def _open(self, user_id: int, now: datetime) -> _Window:
+        window = self._windows.get(user_id)
+        if window is not None and now - window.start < self._window:
+            return window
+        self._windows.pop(user_id, None)
+        self._expire(now)
+        window = self._windows[user_id] = _Window(now)
+        return window
+
+    def _expire(self, now: datetime) -> None:
+        while self._windows:
+            oldest_id = next(iter(self._windows))
+            oldest = self._windows[oldest_id]
+            if now - oldest.start < self._window and len(self._windows) < self._max_users:
+                return
+            del self._windows[oldest_id]

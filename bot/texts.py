@@ -141,15 +141,26 @@ def _page_line(page: int, pages: int) -> str:
     return f"\n<i>{line}</i>"
 
 
+EXCERPT = 32  # at most this much of what a user typed is echoed back
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """What a user typed, as echoed back: one line, at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def choose_service(page: int, pages: int, query: str | None) -> str:
     head = _("Choose a service, or type part of its name.")
     if query:
-        head = _("Services matching “{query}”:").format(query=escape(query))
+        head = _("Services matching “{query}”:").format(query=escape(excerpt(query)))
     return head + _page_line(page, pages)
 
 
 def nothing_found(query: str) -> str:
-    return _("Nothing matches “{query}”. Try another spelling.").format(query=escape(query))
+    return _("Nothing matches “{query}”. Try another spelling.").format(
+        query=escape(excerpt(query))
+    )
 
 
 def choose_country(service_name: str, page: int, pages: int, query: str | None) -> str:
@@ -158,7 +169,7 @@ def choose_country(service_name: str, page: int, pages: int, query: str | None) 
     )
     if query:
         head = _("<b>{service}</b>: countries matching “{query}”:").format(
-            service=escape(service_name), query=escape(query)
+            service=escape(service_name), query=escape(excerpt(query))
         )
     return head + _page_line(page, pages)
 
@@ -645,6 +656,41 @@ def credit_usage() -> str:
     return _("Usage: /credit USER_ID AMOUNT [reason] or /debit USER_ID AMOUNT [reason]")
 
 
+def credit_amount_invalid(limit: Money) -> str:
+    return _(
+        "Nothing written: the amount must be a positive number with at most two decimals, "
+        "at most {limit}."
+    ).format(limit=money(limit))
+
+
+def wallets_off() -> str:
+    return _(
+        "This bot has no wallet to top up: numbers here are paid by its owner. "
+        "Open the menu to get one."
+    )
+
+
+def private_chat_only() -> str:
+    return _(
+        "For your privacy, numbers, codes and the wallet are only in a private chat with me. "
+        "Tap the button to open it."
+    )
+
+
+def open_private_chat() -> str:
+    return _("Open the private chat")
+
+
+def private_chat_button_only() -> str:
+    return _("This works only in a private chat with the bot.")
+
+
+def slow_down(seconds: int) -> str:
+    return _("Too many requests at once. Please wait {seconds} s and try again.").format(
+        seconds=seconds
+    )
+
+
 def debit_refused(user_id: int, balance: Money) -> str:
     return _("Not taken: user {id} has only {balance}.").format(id=user_id, balance=money(balance))
 
@@ -764,7 +810,9 @@ def user_blocked(user_id: int, blocked: bool) -> str:
 
 
 def unknown_user(text: str) -> str:
-    return _("No such user: {text}. Use the numeric Telegram id.").format(text=escape(text))
+    return _("No such user: {text}. Use the numeric Telegram id.").format(
+        text=escape(excerpt(text))
+    )
 
 
 def unexpected_error() -> str:

@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 
 from bot import keyboards, texts
-from bot.callbacks import AskAccess, DecideAccess
+from bot.callbacks import AskAccess, DecideAccess, parse_row_id
 from bot.handlers.common import answer, show
 from bot.i18n import pick_locale
 from bot.services.access import AccessService, RequestOutcome
@@ -103,12 +103,13 @@ async def block_command(
         return
     blocking = command.command == "block"
     raw = (command.args or "").strip()
-    if not raw.lstrip("-").isdigit() or await users.get(int(raw)) is None:
+    user_id = parse_row_id(raw)  # in SQLite's range before any query
+    if user_id is None or await users.get(user_id) is None:
         await message.answer(texts.unknown_user(raw or "—"))
         return
-    await access.block(int(raw), blocking)
-    log.info("admin %s %s user %s", message.from_user.id, command.command, raw)
-    await message.answer(texts.user_blocked(int(raw), blocking))
+    await access.block(user_id, blocking)
+    log.info("admin %s %s user %s", message.from_user.id, command.command, user_id)
+    await message.answer(texts.user_blocked(user_id, blocking))
 
 
 def setup() -> Router:

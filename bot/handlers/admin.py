@@ -7,7 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards, texts
-from bot.callbacks import BlockUser
+from bot.callbacks import BlockUser, parse_row_id
 from bot.handlers.common import answer, show
 from bot.services.access import AccessService
 from bot.services.admin import AdminService
@@ -56,7 +56,8 @@ async def user_command(
         await message.answer(texts.admins_only())
         return
     raw = (command.args or "").strip()
-    screen = await _user_screen(int(raw), users, wallet, order_repo) if raw.isdigit() else None
+    user_id = parse_row_id(raw)  # in SQLite's range before any query
+    screen = await _user_screen(user_id, users, wallet, order_repo) if user_id else None
     if screen is None:
         await message.answer(texts.unknown_user(raw) if raw else texts.user_usage())
         return

@@ -1,4 +1,5 @@
-"""The last line: an unexpected error is logged and the user gets a polite message."""
+"""The last line: a button the bot could not have made is answered politely, and an
+unexpected error is logged and the user gets a polite message."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from contextlib import suppress
 
 from aiogram import Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import ErrorEvent
+from aiogram.types import CallbackQuery, ErrorEvent
 
 from bot import texts
+from bot.handlers.common import answer
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,16 @@ async def on_error(event: ErrorEvent) -> bool:
     return True
 
 
+async def unknown_button(query: CallbackQuery) -> None:
+    """No handler took this callback: its data does not unpack into any factory (a forged or
+    outdated button, an id out of range, an unknown action). A short alert, nothing else."""
+    log.info("unknown callback data from %s (%d bytes)", query.from_user.id, len(query.data or ""))
+    await answer(query, texts.not_yours(), alert=True)
+
+
 def setup() -> Router:
+    """Include it last: its callback handler takes whatever no other router did."""
     router = Router(name="errors")
+    router.callback_query.register(unknown_button)
     router.errors.register(on_error)
     return router

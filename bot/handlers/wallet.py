@@ -15,7 +15,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from bot import keyboards, texts
-from bot.callbacks import TopUp
+from bot.callbacks import TopUp, parse_row_id
 from bot.config import Settings
 from bot.handlers.common import answer, show
 from bot.money import Money
@@ -25,6 +25,27 @@ from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
 STARS = "XTR"
+
+
+_CENT = Decimal("0.01")
+
+
+def admin_amount(text: str, limit: Decimal) -> Decimal | None:
+    """An amount an admin typed for /credit or /debit: a plain positive decimal with at most
+    two decimals (the display currency's cents), at most ``limit``; else None, before anything
+    is written. No exponents, NaN, Infinity, signs or digits of other scripts."""
+    raw = text.strip()
+    if not raw or len(raw) > 24 or not raw.isascii() or not raw.replace(".", "", 1).isdigit():
+        return None
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount <= 0 or amount > limit:
+        return None
+    if amount != amount.quantize(_CENT):
+        return None
+    return amount.quantize(_CENT)
 
 
 def stars_for(amount: Decimal, settings: Settings) -> int:
@@ -41,11 +62,14 @@ def _parse_payload(payload: str) -> tuple[int, Decimal, int] | None:
         parsed = (int(user_id), Decimal(amount), int(stars))
     except (ValueError, InvalidOperation):
         return None
-    return parsed if kind == "topup" and parsed[1] > 0 else None
+    return parsed if kind == "topup" and parsed[1].is_finite() and parsed[1] > 0 else None
 
 
-async def wallet_command(message: Message, wallet: WalletService) -> None:
+async def wallet_command(message: Message, wallet: WalletService, settings: Settings) -> None:
     assert message.from_user is not None
+    if not settings.wallets_on:  # nothing a wallet could pay for: no invoice either
+        await message.answer(texts.wallets_off(), reply_markup=keyboards.back_to_menu())
+        return
     balance = await wallet.balance(message.from_user.id)
     await message.answer(texts.wallet(balance), reply_markup=keyboards.top_up(wallet.currency))
 
@@ -53,6 +77,10 @@ async def wallet_command(message: Message, wallet: WalletService) -> None:
 async def top_up_button(
     query: CallbackQuery, callback_data: TopUp, wallet: WalletService, settings: Settings
 ) -> None:
+    if not settings.wallets_on:
+        await answer(query, texts.wallets_off(), alert=True)
+        await show(query, texts.wallets_off(), keyboards.back_to_menu())
+        return
     await answer(query)
     if callback_data.amount not in keyboards.TOP_UP_AMOUNTS:  # "0": show the choices
         balance = await wallet.balance(query.from_user.id)
@@ -72,7 +100,17 @@ async def top_up_button(
     )
 
 
-async def pre_checkout(query: PreCheckoutQuery, settings: Settings) -> None:
+async def pre_checkout(
+    query: PreCheckoutQuery, settings: Settings, access: AccessService, users: UsersRepo
+) -> None:
+    """The last moment a payment can be refused: after it, Telegram has taken the Stars and
+    the bot credits them (``paid``), so anyone who could not spend them is refused here."""
+    if not settings.wallets_on:
+        await query.answer(ok=False, error_message=texts.wallets_off())
+        return
+    if access.is_blocked(await users.get(query.from_user.id)):
+        await query.answer(ok=False, error_message=texts.blocked())
+        return
     parsed = _parse_payload(query.invoice_payload)
     valid = (
         parsed is not None
@@ -111,24 +149,31 @@ async def credit_command(
     access: AccessService,
     users: UsersRepo,
     wallet: WalletService,
+    settings: Settings,
 ) -> None:
     assert message.from_user is not None
     if not access.is_admin(message.from_user.id):
         await message.answer(texts.admins_only())
         return
     parts = (command.args or "").split(maxsplit=2)
-    try:
-        user_id, amount = int(parts[0]), Money(Decimal(parts[1]), wallet.currency)
-        if await users.get(user_id) is None:
-            raise ValueError("unknown user")
-        reason = parts[2] if len(parts) > 2 else ""
-        if command.command == "credit":
-            done = await wallet.credit(user_id, amount, message.from_user.id, reason)
-        else:
-            done = await wallet.debit(user_id, amount, message.from_user.id, reason)
-    except (IndexError, ValueError, InvalidOperation):
+    if len(parts) < 2:
         await message.answer(texts.credit_usage())
         return
+    user_id = parse_row_id(parts[0])
+    if user_id is None or await users.get(user_id) is None:
+        await message.answer(texts.unknown_user(parts[0]))
+        return
+    value = admin_amount(parts[1], settings.admin_credit_max)
+    if value is None:
+        limit = Money(settings.admin_credit_max, wallet.currency)
+        await message.answer(texts.credit_amount_invalid(limit))
+        return
+    amount = Money(value, wallet.currency)
+    reason = texts.excerpt(parts[2], 200) if len(parts) > 2 else ""
+    if command.command == "credit":
+        done = await wallet.credit(user_id, amount, message.from_user.id, reason)
+    else:
+        done = await wallet.debit(user_id, amount, message.from_user.id, reason)
     balance = await wallet.balance(user_id)
     if not done:
         await message.answer(texts.debit_refused(user_id, balance))

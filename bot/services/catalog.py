@@ -18,6 +18,26 @@ from bot.providers.base import Provider, ProviderCatalog, ProviderError
 
 log = logging.getLogger(__name__)
 
+MAX_QUERY = 64  # a search text longer than this is no service's or country's name
+MAX_CODE = 40  # service and country codes in buttons are shorter (bot.callbacks.Code)
+
+
+def search_query(text: str | None) -> str | None:
+    """What a user typed to search for a service or country, if it can be a search: one line,
+    1..MAX_QUERY characters; else None (answer "nothing found" without searching)."""
+    if text is None:
+        return None
+    query = " ".join(text.split())
+    return query if 0 < len(query) <= MAX_QUERY else None
+
+
+def plausible_pair(service: str, country: str) -> bool:
+    """A cheap shape check before any lookup: codes are short printable ASCII."""
+    return all(
+        0 < len(code) <= MAX_CODE and code.isascii() and code.isprintable()
+        for code in (service, country)
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class MergedCatalog:
@@ -73,6 +93,14 @@ class CatalogService:
         self._last_good: dict[str, ProviderCatalog] = {}
         self._merged: MergedCatalog | None = None
         self._lock = asyncio.Lock()
+
+    async def sells(self, service: str, country: str) -> bool:
+        """Whether some enabled provider sells ``service`` in ``country``, from the merged
+        catalog (no provider call while it is cached): call it before asking any provider
+        about a pair that came from a button, so a forged pair costs no provider requests."""
+        if not plausible_pair(service, country):
+            return False
+        return (await self.get()).sells(service, country)
 
     async def get(self, *, fresh: bool = False) -> MergedCatalog:
         async with self._lock:
