@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp import web
 
 from bot.money import Money
+from bot.providers import smsonline as smsonline_module
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
@@ -37,6 +39,7 @@ from bot.providers.base import (
 )
 from bot.providers.codes import extract_code
 from bot.providers.http import RetryPolicy
+from bot.providers.identifiers import sms_activate_countries
 from bot.providers.smsonline import (
     RENT_HOURS,
     RentalHook,
@@ -149,8 +152,8 @@ async def test_catalog_maps_to_canonical_ids(
         ("full", "DE"),
         ("ig", "KZ"),
     }
-    (query,) = queries(emulator, "getRentPrices")
-    assert "country" not in query
+    asked = queries(emulator, "getRentPrices")
+    assert sorted(q["country"] for q in asked) == sorted(sms_activate_countries())
 
 
 async def test_offers_price_each_duration(
@@ -833,3 +836,43 @@ async def test_key_never_leaks(
         assert KEY not in repr(error.__cause__)
     assert caplog.records  # something was logged and checked
     assert KEY not in caplog.text
+
+
+async def test_the_catalog_asks_getrentprices_per_country_as_its_page_requires(
+    provider: SmsOnlineProvider, emulator: SmsOnlineEmulator, http_client: httpx.AsyncClient
+) -> None:
+    # The emulator follows the doc: without a country the answer is an error.
+    bare = await http_client.get(
+        f"{emulator.base_url}/stubs/handler_api.php",
+        params={"api_key": KEY, "action": "getRentPrices"},
+    )
+    assert "BAD_COUNTRY" in bare.text
+
+    catalog = await provider.catalog()
+
+    asked = queries(emulator, "getRentPrices")[1:]  # after the bare one above
+    assert asked and all(q.get("country") for q in asked)
+    assert ("tg", "US") in catalog.pairs
+
+
+def test_every_sms_activate_country_id_of_the_shared_table_maps_to_an_iso_code() -> None:
+    shared = (
+        Path(__file__).resolve().parents[2] / "shared/provider-docs/sms-activate-countries.json"
+    )
+    if not shared.exists():  # the docs folder beside the project (CI has a copy)
+        pytest.skip("shared/provider-docs is not beside the project")
+    ids = json.loads(shared.read_text(encoding="utf-8"))["countries"]
+    table = sms_activate_countries()
+    assert sorted(set(ids) - set(table), key=int) == []
+    samples = {"35": "AZ", "100": "KW", "111": "QA", "112": "PA", "141": "SK", "156": "UY"}
+    samples |= {"165": "LU", "199": "MT", "16": "GB", "20": "MO", "203": "XK"}
+    assert {cid: table[cid] for cid in samples} == samples
+
+
+def test_an_unknown_country_id_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.providers.smsonline")
+    smsonline_module._unknown_country("9991")
+    smsonline_module._unknown_country("9991")
+    assert [r.getMessage() for r in caplog.records].count(
+        "smsonline: country id 9991 is not in the SMS-Activate table: skipped"
+    ) == 1

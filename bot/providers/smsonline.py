@@ -89,6 +89,15 @@ RentalHook = Callable[
     [], tuple[str, Mapping[str, str]]
 ]  # setRentStatus 2 refunds only within 20 minutes
 STATUS_PAGE_SIZE = 50
+CATALOG_CONCURRENCY = 8  # getRentPrices requests at once while reading the catalog
+_UNKNOWN_COUNTRIES: set[str] = set()
+
+
+def _unknown_country(cid: str) -> None:
+    """A country id missing from the table: said once per id, never dropped silently."""
+    if cid not in _UNKNOWN_COUNTRIES:
+        _UNKNOWN_COUNTRIES.add(cid)
+        log.warning("smsonline: country id %s is not in the SMS-Activate table: skipped", cid)
 STATUS_MAX_PAGES = 20
 
 _ERRORS: Mapping[str, type[ProviderError]] = {
@@ -396,17 +405,31 @@ class SmsOnlineProvider:
         return parse
 
     async def catalog(self) -> ProviderCatalog:
-        prices = await self._call("getRentPrices", {}, self._parse_prices(None), safe=True)
+        """Every (service, country) on sale. getRentPrices marks ``country`` required (its
+        own page), so each SMS-Activate country id is asked for, a few at a time."""
         table = sms_activate_countries()
+        limit = asyncio.Semaphore(CATALOG_CONCURRENCY)
+
+        async def one(cid: str) -> dict[str, dict[str, tuple[Money, int]]]:
+            async with limit:
+                params: dict[str, str | int] = {"country": cid}
+                return await self._call(
+                    "getRentPrices", params, self._parse_prices(cid), safe=True
+                )
+
+        answers = await _gather_skipping_invalid([one(cid) for cid in sorted(table, key=int)])
+        if all(answer is None for answer in answers):
+            raise ProviderUnavailable(self.id, "getRentPrices refused every country")
         pairs: set[tuple[str, str]] = set()
-        for cid, services in prices.items():
-            iso = table.get(cid)
-            if iso is None:
-                log.debug("smsonline: unknown country id %s in getRentPrices", cid)
-                continue
-            for code, (_, count) in services.items():
-                if count > 0:
-                    pairs.add((canonical_service(code), iso))
+        for prices in answers:
+            for cid, services in (prices or {}).items():
+                iso = table.get(cid)
+                if iso is None:
+                    _unknown_country(cid)
+                    continue
+                for code, (_, count) in services.items():
+                    if count > 0:
+                        pairs.add((canonical_service(code), iso))
         return ProviderCatalog(pairs=frozenset(pairs))
 
     async def offers(self, service: str, country: str) -> list[Offer]:

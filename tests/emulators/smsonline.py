@@ -375,11 +375,13 @@ class SmsOnlineEmulator(EmulatorServer):
         return web.Response(text=f"ACCESS_BALANCE:{account.balance:.2f}")
 
     def _get_rent_prices(self, account: Account, key: str, params: dict[str, str]) -> web.Response:
-        country = self._country(params["country"]) if params.get("country") else None
+        if not params.get("country"):  # its page marks country required
+            raise _Answer("BAD_COUNTRY")
+        country = self._country(params["country"])
         hours = 4 if self.ignore_rent_time else self._hours(params, "rent_time", "time")
         values: dict[str, dict[str, dict[str, Any]]] = {}
         for (cid, service), stock in sorted(self.stock.items()):
-            if country is not None and cid != country:
+            if cid != country:
                 continue
             cost = self.price_for(service, cid, hours)
             values.setdefault(str(cid), {})[service] = {"cost": float(cost), "count": stock.count}
