@@ -34,7 +34,7 @@ async def test_admin_panel_is_for_admins_and_shows_balances_figures_requests(
         await admin.send("/admin")
         panel, request = [call.text for call in admin.calls(SendMessage)]
         assert "• Get-SMS: $99.50" in panel  # 100 minus the activation just bought
-        assert "• BEE-SMS: not available" in panel  # its API has no balance call
+        assert "• BEE-SMS: $1,000.00" in panel  # read from /v1/user/balance (cents)
         assert "Users</b>: 2 · approved 0 · asking 1 · blocked 0" in panel
         assert "Orders</b>: 1 · active 1 · got a code 0%" in panel
         assert "Get-SMS: 1 orders, 0 with a code, spent $0.50" in panel

@@ -103,8 +103,6 @@ async def test_unsupported_operations_send_nothing(
 ) -> None:
     order = await rent(provider)
     before = len(emulator.requests)
-    with pytest.raises(Unsupported):
-        await provider.balance()
     for action in (provider.another_code, provider.finish, provider.ban, provider.reuse):
         with pytest.raises(Unsupported):
             await action(order)
@@ -666,3 +664,18 @@ async def test_key_never_leaks(
 )
 def test_extract_code(text: str | None, code: str | None) -> None:
     assert extract_code(text) == code
+
+
+async def test_the_balance_is_read_in_cents(
+    provider: BeeSmsProvider, emulator: BeeSmsEmulator
+) -> None:
+    emulator.set_balance(12_345)
+    assert await provider.balance() == Money(Decimal("123.45"), "USD")
+
+
+async def test_an_account_without_the_balance_endpoint_is_unknown_not_an_error(
+    provider: BeeSmsProvider, emulator: BeeSmsEmulator
+) -> None:
+    emulator.balance_endpoint = False
+    with pytest.raises(Unsupported):
+        await provider.balance()

@@ -388,8 +388,7 @@ async def test_doctor_all_good(cli: Cli) -> None:
     assert rows["prices"][0] == "OK"
     assert rows["SMS-BUS"][1] == "key accepted; balance 10.00 USD"
     assert rows["SMS.online"][1] == "key accepted; balance 100.00 USD"
-    # BEE-SMS has no balance call: the key is checked by reading its catalog.
-    assert rows["BEE-SMS"][1].startswith("key accepted; 9 service/country pairs")
+    assert rows["BEE-SMS"][1] == "key accepted; balance 1000.00 USD"  # /v1/user/balance
 
 
 async def test_doctor_flags_a_misstated_provider_currency(cli: Cli) -> None:

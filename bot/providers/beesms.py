@@ -188,8 +188,24 @@ class BeeSmsProvider:
     # --- catalog and offers -----------------------------------------------------------------
 
     async def balance(self) -> Money:
-        """Not available: the BEE-SMS rental API documents no balance endpoint."""
-        raise Unsupported(PROVIDER_ID, "the API has no balance endpoint")
+        """``GET /v1/user/balance`` (cents). The rental docs do not list it; the issue tracker
+        reports public clients using it, its shape unconfirmed: ``data`` as cents, or an object
+        with ``balance``/``amount`` in cents. An account without it (404 / "Not Found") is
+        "unknown" (Unsupported), not an error."""
+
+        def parse(response: httpx.Response) -> Money:
+            try:
+                data = self._data(response, "user/balance")
+            except OrderNotFound:
+                raise Unsupported(PROVIDER_ID, "the account has no balance endpoint") from None
+            cents = data.get("balance", data.get("amount")) if isinstance(data, dict) else data
+            try:
+                return self._money(cents)
+            except (ValueError, ArithmeticError):
+                raise self._http.unavailable(response, "user/balance: no amount") from None
+
+        query: Params = {"token": self._key}
+        return await self._http.call("/v1/user/balance", query, parse, safe=True)
 
     async def _services(self) -> dict[str, str]:
         """BEE-SMS service code -> name."""

@@ -141,6 +141,7 @@ class BeeSmsEmulator(EmulatorServer):
         super().__init__(clock)
         self.token = token
         self.balance = balance_cents
+        self.balance_endpoint = True
         self.error_status: Literal["mirror", "200"] = "mirror"
         self.services: dict[str, str] = {}
         self.prices: dict[tuple[str, str], dict[int, Duration]] = {}
@@ -158,6 +159,7 @@ class BeeSmsEmulator(EmulatorServer):
         for name in ("services", "prices", "purchase", "numbers", "order", "sms", "renew"):
             self.app.router.add_get(f"/v1/rental/{name}", getattr(self, f"_{name}"))
         self.app.router.add_get("/v1/rental/cancel", self._cancel)
+        self.app.router.add_get("/v1/user/balance", self._user_balance)
         self.app.middlewares.insert(0, self._counting_middleware)  # outermost: sees latency
         self.app.middlewares.append(self._queued_middleware)
 
@@ -197,6 +199,15 @@ class BeeSmsEmulator(EmulatorServer):
 
     def set_balance(self, cents: int) -> None:
         self.balance = cents
+
+    async def _user_balance(self, request: web.Request) -> web.Response:
+        """Not in the rental docs; public clients reportedly use it (amount in cents). With
+        ``balance_endpoint`` off the account answers 404 "Not Found", as for unknown paths."""
+        if not self._authorized(request):
+            return self._reply(UNAUTHORIZED)
+        if not self.balance_endpoint:
+            return self._reply(NOT_FOUND)
+        return self._reply(OK, {"balance": self.balance})
 
     def rental(self, order_id: str) -> Rental:
         return self.rentals[order_id]
