@@ -10,10 +10,11 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,6 +53,32 @@ def _decimal_pairs(
         except InvalidOperation:
             raise ValueError(f"bad number for {key} (item #{place})") from None
     return pairs
+
+
+_OFFSET_RE = re.compile(r"^(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def parse_zone(text: str) -> timezone:
+    """``UTC``, an offset (``+03:00``, ``UTC+3``) or an IANA name (``Europe/Moscow``, read at
+    its offset now) as a fixed-offset zone."""
+    value = text.strip()
+    if value.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    match = _OFFSET_RE.match(value.upper())
+    if match:
+        sign, hours, minutes = match.groups()
+        delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        if delta > timedelta(hours=14):
+            raise ValueError("an offset is at most 14 hours")
+        return timezone(-delta if sign == "-" else delta)
+    try:
+        zone = ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            "must be UTC, an offset like +03:00, or a zone like Europe/Moscow"
+        ) from None
+    offset = datetime.now(zone).utcoffset() or timedelta()
+    return timezone(offset, value)
 
 
 class SettingsError(Exception):
@@ -95,6 +122,7 @@ class Settings(BaseSettings):
     smsonline_api_key: SecretStr | None = None
     smsonline_base_url: str = "https://api.sms.online"
     smsonline_currency: str = "USD"
+    smsonline_timezone: str = "UTC"
 
     # HTTP behaviour towards providers
     provider_timeout: float = Field(default=15.0, gt=0, le=120)
@@ -142,6 +170,15 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated Telegram user ids, e.g. 12345,67890")
             return frozenset(int(p) for p in parts)
         return value
+
+    @field_validator("smsonline_timezone", mode="after")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)  # ValueError names what is accepted
+        return value
+
+    def smsonline_zone(self) -> timezone:
+        return parse_zone(self.smsonline_timezone)
 
     @field_validator("display_currency", "getsms_currency", "smsonline_currency", mode="before")
     @classmethod

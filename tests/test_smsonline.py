@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -876,3 +876,41 @@ def test_an_unknown_country_id_is_logged_once(caplog: pytest.LogCaptureFixture) 
     assert [r.getMessage() for r in caplog.records].count(
         "smsonline: country id 9991 is not in the SMS-Activate table: skipped"
     ) == 1
+
+
+async def test_dates_in_moscow_time_are_calibrated_by_the_first_purchase(
+    emulator: SmsOnlineEmulator,
+    http_client: httpx.AsyncClient,
+    fast_retry: RetryPolicy,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.server_zone = timezone(timedelta(hours=3))  # the server writes Moscow time
+    provider = make_provider(http_client, emulator.base_url, fast_retry, clock)  # says UTC
+
+    order = await rent(provider)  # 4 hours
+
+    # Read as UTC the end would be 3 h late, and reminders would come after the number is gone.
+    assert order.expires_at == clock.now() + timedelta(hours=4)
+    assert provider.zone_note is not None and "UTC+03:00, not UTC+00:00" in provider.zone_note
+    assert any("SMSONLINE_TIMEZONE" in r.getMessage() for r in caplog.records)
+    clock.advance(minutes=5)
+    await emulator.inject_sms(order.order_id, "Telegram code 31337", "Telegram")
+    state = await provider.state(order)
+    assert [m.received_at for m in state.messages] == [clock.now()]
+
+
+async def test_a_configured_zone_that_matches_the_server_says_nothing(
+    emulator: SmsOnlineEmulator,
+    http_client: httpx.AsyncClient,
+    fast_retry: RetryPolicy,
+    clock: FakeClock,
+) -> None:
+    emulator.server_zone = timezone(timedelta(hours=3))
+    http = provider_http("smsonline", http_client, emulator.base_url, KEY, fast_retry, 5.0)
+    provider = SmsOnlineProvider(http, KEY, clock=clock, zone=timezone(timedelta(hours=3)))
+
+    order = await rent(provider)
+
+    assert order.expires_at == clock.now() + timedelta(hours=4)
+    assert provider.zone_note is None

@@ -82,6 +82,7 @@ def build_providers(
             http("smsonline", settings.smsonline_base_url, key),
             key,
             currency=settings.smsonline_currency,
+            zone=settings.smsonline_zone(),
             clock=clock,
             webhook_url=webhook_url,
         )

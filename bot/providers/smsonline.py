@@ -36,7 +36,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -93,11 +93,19 @@ CATALOG_CONCURRENCY = 8  # getRentPrices requests at once while reading the cata
 _UNKNOWN_COUNTRIES: set[str] = set()
 
 
+def _signed(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def _unknown_country(cid: str) -> None:
     """A country id missing from the table: said once per id, never dropped silently."""
     if cid not in _UNKNOWN_COUNTRIES:
         _UNKNOWN_COUNTRIES.add(cid)
         log.warning("smsonline: country id %s is not in the SMS-Activate table: skipped", cid)
+
+
 STATUS_MAX_PAGES = 20
 
 _ERRORS: Mapping[str, type[ProviderError]] = {
@@ -166,13 +174,32 @@ def sms_id(sender: str | None, text: str | None, date: str | None, occurrence: i
     return f"{_sms_key(sender, text, date)}.{occurrence}"
 
 
-def _make_sms(sender: str | None, text: str | None, date: str | None, occurrence: int) -> Sms:
+def server_time(value: object, offset: timedelta = timedelta()) -> datetime | None:
+    """A server date in UTC: with a zone as given, without one read as UTC + ``offset``
+    (the server's clock, configured or calibrated). None on garbage."""
+    moment = parse_datetime(value, assume_utc=False)
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    try:
+        return (moment - offset).replace(tzinfo=UTC)
+    except OverflowError:
+        return None
+
+
+def _make_sms(
+    sender: str | None,
+    text: str | None,
+    date: str | None,
+    occurrence: int,
+    offset: timedelta = timedelta(),
+) -> Sms:
+    # The id does not depend on the zone, so a push and a poll always agree on it.
     return Sms(
         id=sms_id(sender, text, date, occurrence),
         text=text,
         code=extract_code(text),
         sender=sender,
-        received_at=parse_datetime(date) if date else None,
+        received_at=server_time(date, offset) if date else None,
     )
 
 
@@ -266,12 +293,38 @@ class SmsOnlineProvider:
         currency: str = "USD",
         clock: Clock = SYSTEM_CLOCK,
         webhook_url: RentalHook | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
+        """``zone``: what the server's zone-less dates are in (SMSONLINE_TIMEZONE); a purchase
+        calibrates it (see :meth:`calibrate`)."""
         self._http = http
         self._key = api_key
         self._currency = currency
         self._clock = clock
         self._webhook_url = webhook_url
+        self._zone = zone
+        self.offset = zone.utcoffset(None) or timedelta()  # the server clock minus UTC
+        self.zone_note: str | None = None  # set when the server disagrees with ``zone``
+
+    def calibrate(self, end: str | None, asked_at: datetime, hours: int) -> None:
+        """A rent of ``hours`` asked at ``asked_at`` ends about then + ``hours``: a zone-less
+        ``end`` that is hours away from that reveals the server's zone. The measured offset
+        (to 15 minutes) replaces the configured one, said loudly once when they differ."""
+        moment = parse_datetime(end, assume_utc=False)
+        if moment is None or moment.tzinfo is not None:
+            return
+        expected = asked_at.astimezone(UTC).replace(tzinfo=None) + timedelta(hours=hours)
+        quarters = round((moment - expected) / timedelta(minutes=15))
+        measured = timedelta(minutes=15 * quarters)
+        if abs(measured) > timedelta(hours=14) or measured == self.offset:
+            return
+        configured = self._zone.utcoffset(None) or timedelta()
+        self.zone_note = (
+            f"SMS.online dates are UTC{_signed(measured)}, not UTC{_signed(configured)} as "
+            "SMSONLINE_TIMEZONE says: reading them as measured; set SMSONLINE_TIMEZONE to match"
+        )
+        log.warning("smsonline: %s", self.zone_note)
+        self.offset = measured
 
     @property
     def id(self) -> str:
@@ -522,7 +575,7 @@ class SmsOnlineProvider:
                 break
         if not collected:
             return OrderState(RemoteStatus.WAITING)
-        return OrderState(RemoteStatus.RECEIVED, messages=_messages(collected))
+        return OrderState(RemoteStatus.RECEIVED, messages=_messages(collected, self.offset))
 
     def _parse_rent_list(self, action: str, response: httpx.Response) -> list[_Rent]:
         token, data = self._decode(response)
@@ -593,7 +646,13 @@ class SmsOnlineProvider:
             rent_id, number = _id(phone.get("id")), _id(phone.get("number"))
         except ValueError as exc:
             raise self._http.unavailable(response, f"{action}: {exc}") from None
-        return _Phone(rent_id, number, parse_datetime(phone.get("endDate")))
+        raw = phone.get("endDate")
+        return _Phone(
+            rent_id,
+            number,
+            server_time(raw, self.offset),
+            raw if isinstance(raw, str) else None,
+        )
 
     async def buy(
         self, offer: Offer, *, max_price: Money | None = None, auto_renew: bool = False
@@ -622,8 +681,10 @@ class SmsOnlineProvider:
             url, hook_meta = self._webhook_url()
             params["url"] = url
             params["uri"] = url
+        asked_at = self._clock.now()
         phone = await self._call("getRentNumber", params, self._parse_phone, safe=False)
-        expires = phone.end_date
+        self.calibrate(phone.end_raw, asked_at, hours)
+        expires = server_time(phone.end_raw, self.offset) if phone.end_raw else phone.end_date
         if expires is None:
             log.warning("smsonline: rent %s has no usable endDate; assuming %sh", phone.id, hours)
             expires = self._clock.now().astimezone(UTC) + timedelta(hours=hours)
@@ -728,6 +789,7 @@ class _Phone:
     id: str
     number: str
     end_date: datetime | None
+    end_raw: str | None = None  # as the server wrote it (zone calibration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -742,7 +804,7 @@ def _looks_like_services(values: Mapping[str, Any]) -> bool:
     )
 
 
-def _messages(fields: list[_SmsFields]) -> tuple[Sms, ...]:
+def _messages(fields: list[_SmsFields], offset: timedelta = timedelta()) -> tuple[Sms, ...]:
     """Oldest first (SA pages are newest first); exact duplicates get increasing indexes."""
     oldest_first = list(reversed(fields))
     floor = datetime.min.replace(tzinfo=UTC)
@@ -753,7 +815,7 @@ def _messages(fields: list[_SmsFields]) -> tuple[Sms, ...]:
         key = _sms_key(sender, text, date)
         index = seen.get(key, 0)
         seen[key] = index + 1
-        result.append(_make_sms(sender, text, date, index))
+        result.append(_make_sms(sender, text, date, index, offset))
     return tuple(result)
 
 

@@ -34,7 +34,8 @@ Control methods (plain Python, for tests and benchmarks):
   answers an exact body
 * wire variants: ``ignore_rent_time`` (getRentPrices ignores rent_time/time),
   ``rent_list_as_object`` (standard SA ``{"0":…}``), ``quantity_as_int``, ``ignore_page``,
-  ``end_date_style`` ("T", "space" or "offset" = Moscow time with ``+03:00``),
+  ``end_date_style`` ("T", "space" or "offset" = Moscow time with ``+03:00``), ``server_zone``
+  (the zone of zone-less dates; UTC unless a test says otherwise),
   ``error_field`` ("message"/"msg"), ``error_status`` (HTTP status of error answers),
   ``json_account_errors`` (BAD_KEY/BAD_ACTION in the JSON envelope), ``max_rent_hours``
   (MAX_HOURS_EXCEED), ``webhook_numeric_sender`` (digit senders as JSON numbers).
@@ -45,7 +46,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -167,6 +168,9 @@ class SmsOnlineEmulator(EmulatorServer):
         self.quantity_as_int = False
         self.ignore_page = False
         self.end_date_style: Literal["T", "space", "offset"] = "T"
+        # The zone of zone-less dates (the docs do not say; SA-compatible servers differ,
+        # some use Moscow time): endDate and SMS dates are written in it.
+        self.server_zone: tzinfo = UTC
         self.error_field = "message"
         self.error_status = 200
         self.json_account_errors = False
@@ -248,7 +252,8 @@ class SmsOnlineEmulator(EmulatorServer):
         self._refresh(rental)
         if rental.status != "active":
             raise ValueError(f"rent {rent_id} is {rental.status}")
-        stamp = (date or self.clock.now()).strftime("%Y-%m-%d %H:%M:%S")
+        moment = (date or self.clock.now()).astimezone(self.server_zone)
+        stamp = moment.strftime("%Y-%m-%d %H:%M:%S")  # zone-less, in the server's zone
         rental.sms.append(
             {"phoneFrom": phone_from, "text": text, "service": rental.service, "date": stamp}
         )
@@ -309,7 +314,7 @@ class SmsOnlineEmulator(EmulatorServer):
     def _format_end(self, moment: datetime) -> str:
         if self.end_date_style == "offset":
             return moment.astimezone(_MOSCOW).isoformat(timespec="seconds")
-        naive = moment.replace(tzinfo=None)
+        naive = moment.astimezone(self.server_zone).replace(tzinfo=None)
         return naive.strftime(
             "%Y-%m-%d %H:%M:%S" if self.end_date_style == "space" else "%Y-%m-%dT%H:%M:%S"
         )
