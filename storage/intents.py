@@ -261,16 +261,7 @@ class IntentsRepo:
             current = await self._current(tx, intent)
             if current.order_id is None:
                 raise StorageError(f"cancel intent {intent.id} names no order")
-            await tx.execute(
-                "UPDATE orders SET status = ?, remote_status = COALESCE(?, remote_status), "
-                "updated_at = ? WHERE id = ? AND status = 'active'",
-                (
-                    status.value,
-                    None if remote_status is None else remote_status.value,
-                    encode_time(now),
-                    current.order_id,
-                ),
-            )
+            await _close_active(tx, current.order_id, status, remote_status, now)
             entry = await refund_in(tx, current.order_id, outcome.refund, now, outcome.amount)
             note = f"refund {outcome.refund.value} {outcome.detail}".strip()
             await _close(tx, current, IntentStatus.DONE, now, note=note[:500])
@@ -341,6 +332,26 @@ class IntentsRepo:
         return current
 
 
+async def _close_active(
+    tx: Tx,
+    order_id: int,
+    status: OrderStatus,
+    remote_status: RemoteStatus | None,
+    now: datetime,
+) -> int:
+    """Move an active order to ``status`` inside ``tx``; 1 if this call moved it."""
+    return await tx.execute(
+        "UPDATE orders SET status = ?, remote_status = COALESCE(?, remote_status), "
+        "updated_at = ? WHERE id = ? AND status = 'active'",
+        (
+            status.value,
+            None if remote_status is None else remote_status.value,
+            encode_time(now),
+            order_id,
+        ),
+    )
+
+
 async def close_order(
     db: Database,
     order_id: int,
@@ -355,16 +366,7 @@ async def close_order(
     if status is OrderStatus.ACTIVE:
         raise ValueError("close_order moves an order out of 'active'")
     async with db.transaction() as tx:
-        changed = await tx.execute(
-            "UPDATE orders SET status = ?, remote_status = COALESCE(?, remote_status), "
-            "updated_at = ? WHERE id = ? AND status = 'active'",
-            (
-                status.value,
-                None if remote_status is None else remote_status.value,
-                encode_time(now),
-                order_id,
-            ),
-        )
+        changed = await _close_active(tx, order_id, status, remote_status, now)
         entry = None
         if changed == 1 and refund is not None:
             entry = await refund_in(tx, order_id, refund, now)

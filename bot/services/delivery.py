@@ -50,6 +50,7 @@ from bot.providers.base import (
 )
 from bot.services.admin import AdminService
 from bot.services.guard import InProgress
+from bot.services.loop import repeat
 from bot.services.notifier import Notifier, Outcome
 from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
 from bot.services.wallet import NotEnoughBalance
@@ -142,17 +143,9 @@ class Watcher:
 
     async def run(self) -> None:
         """Rounds every ``interval`` seconds until :meth:`stop`; a failing round is logged."""
-        self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("watch round failed; the next one runs as usual")
-            sleeping = asyncio.ensure_future(self._sleep(self.settings.interval))
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeping, stopping):
-                task.cancel()
+        await repeat(
+            self.tick, lambda: self.settings.interval, self._stopping, self._sleep, "watch"
+        )
 
     def stop(self) -> None:
         self._stopping.set()

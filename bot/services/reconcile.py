@@ -31,8 +31,9 @@ from typing import Any
 
 from bot import keyboards, texts
 from bot.clock import Clock
-from bot.domain import CancelOutcome, RefundScope, RemoteStatus
+from bot.domain import CancelOutcome, OrderState, RefundScope, RemoteStatus
 from bot.providers.base import Provider, ProviderError, RemoteOrder
+from bot.services.loop import repeat
 from bot.services.messenger import Messenger
 from bot.services.purchase import fits, order_from_listing
 from storage.intents import Intent, IntentAction, IntentClosed, IntentsRepo
@@ -92,17 +93,7 @@ class Reconciler:
 
     async def run(self) -> None:
         """A round now (start-up) and every ``interval`` until :meth:`stop`."""
-        self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("reconciliation round failed; the next one runs as usual")
-            sleeping = asyncio.ensure_future(self._sleep(self.interval))
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeping, stopping):
-                task.cancel()
+        await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "reconcile")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -223,18 +214,28 @@ class Reconciler:
             lambda: (texts.purchase_recovered(stored), keyboards.open_order(stored)),
         )
 
-    async def _resolve_renew(
+    async def _order_state(
         self, provider: Provider, intent: Intent, report: ReconcileReport
-    ) -> None:
+    ) -> tuple[StoredOrder, OrderState] | None:
+        """The intent's order and its state at the provider; None when it cannot be known
+        now (the intent is then released or left pending)."""
         order = await self._order(intent)
         if order is None:
             await self._release(intent, "the order is gone", report, tell=False)
-            return
+            return None
         try:
-            state = await provider.state(order.to_order())
+            return order, await provider.state(order.to_order())
         except ProviderError as exc:
             await self._pending(intent, f"state unknown: {exc}", report)
+            return None
+
+    async def _resolve_renew(
+        self, provider: Provider, intent: Intent, report: ReconcileReport
+    ) -> None:
+        known = await self._order_state(provider, intent, report)
+        if known is None:
             return
+        order, state = known
         before = intent.expires_before
         ends = state.expires_at or await self._listed_end(provider, order)
         if ends is None or before is None:
@@ -252,15 +253,10 @@ class Reconciler:
     async def _resolve_cancel(
         self, provider: Provider, intent: Intent, report: ReconcileReport
     ) -> None:
-        order = await self._order(intent)
-        if order is None:
-            await self._release(intent, "the order is gone", report, tell=False)
+        known = await self._order_state(provider, intent, report)
+        if known is None:
             return
-        try:
-            state = await provider.state(order.to_order())
-        except ProviderError as exc:
-            await self._pending(intent, f"state unknown: {exc}", report)
-            return
+        _, state = known
         if state.status in _CLOSED:
             refund = intent.refund if intent.refund is not RefundScope.AMOUNT else None
             outcome = CancelOutcome(refund or RefundScope.UNKNOWN, detail="seen closed later")
