@@ -116,6 +116,25 @@ class Purpose:
     cost: Money | None = None
     display_price: Money | None = None
 
+    @classmethod
+    def of(
+        cls,
+        order: StoredOrder,
+        duration_hours: int | None = None,
+        cost: Money | None = None,
+        display_price: Money | None = None,
+    ) -> Purpose:
+        """A call on a bought order (renew, cancel)."""
+        return cls(
+            provider=order.provider,
+            service=order.service,
+            country=order.country,
+            kind=order.kind,
+            duration_hours=duration_hours,
+            cost=cost,
+            display_price=display_price,
+        )
+
 
 _INSERT = (
     "INSERT INTO intents (action, user_id, provider, service, country, kind, duration_hours, "
@@ -299,8 +318,17 @@ class IntentsRepo:
         now: datetime,
         refund: RefundScope | None = None,
     ) -> tuple[bool, Money | None]:
-        """See :func:`close_order`."""
-        return await close_order(self._db, order_id, status, remote_status, now, refund)
+        """Close an active order the provider closed by itself (an expiry, a cancel seen in a
+        poll), refunding ``refund`` of it in the same transaction. Returns (closed by this
+        call, refunded amount)."""
+        if status is OrderStatus.ACTIVE:
+            raise ValueError("close_order moves an order out of 'active'")
+        async with self._db.transaction() as tx:
+            changed = await _close_active(tx, order_id, status, remote_status, now)
+            entry = None
+            if changed == 1 and refund is not None:
+                entry = await refund_in(tx, order_id, refund, now)
+        return changed == 1, None if entry is None else entry.amount
 
     async def get(self, intent_id: int) -> Intent | None:
         row = await self._db.fetchone("SELECT * FROM intents WHERE id = ?", (intent_id,))
@@ -350,24 +378,3 @@ async def _close_active(
             order_id,
         ),
     )
-
-
-async def close_order(
-    db: Database,
-    order_id: int,
-    status: OrderStatus,
-    remote_status: RemoteStatus | None,
-    now: datetime,
-    refund: RefundScope | None = None,
-) -> tuple[bool, Money | None]:
-    """Close an active order the provider closed by itself (an expiry, a cancel seen in a
-    poll), refunding ``refund`` of it in the same transaction. Returns (closed by this call,
-    refunded amount)."""
-    if status is OrderStatus.ACTIVE:
-        raise ValueError("close_order moves an order out of 'active'")
-    async with db.transaction() as tx:
-        changed = await _close_active(tx, order_id, status, remote_status, now)
-        entry = None
-        if changed == 1 and refund is not None:
-            entry = await refund_in(tx, order_id, refund, now)
-    return changed == 1, None if entry is None else entry.amount

@@ -257,15 +257,7 @@ class OrderService:
         provider = self.provider(order)
         async with self.guard.once((order.id, "order")):
             cost, price = await self._renewal_price(order, duration_hours)
-            purpose = Purpose(
-                provider=order.provider,
-                service=order.service,
-                country=order.country,
-                kind=order.kind,
-                duration_hours=duration_hours,
-                cost=cost,
-                display_price=price,
-            )
+            purpose = Purpose.of(order, duration_hours, cost, price)
             intent = await self._open(IntentAction.RENEW, order, purpose, price=price)
             crash_point("renew_after_hold")
             try:
@@ -319,13 +311,7 @@ class OrderService:
     ) -> ActionResult:
         """Cancel or ban, written ahead; the refund is what the provider's outcome says."""
         async with self.guard.once((order.id, "order")):
-            purpose = Purpose(
-                provider=order.provider,
-                service=order.service,
-                country=order.country,
-                kind=order.kind,
-                duration_hours=order.duration_hours,
-            )
+            purpose = Purpose.of(order, order.duration_hours)
             intent = await self._open(action, order, purpose, refund=promised)
             crash_point("cancel_after_intent")
             call = provider.ban if status is OrderStatus.BANNED else provider.cancel
