@@ -253,3 +253,16 @@ async def test_forged_service_and_country_pairs_ask_no_provider(tmp_path: Path) 
             assert answer.text == "This button is no longer valid.", data
         after = {pid: len(s.requests) for pid, s in stack.suite.servers.items()}
         assert after == before
+
+
+async def test_a_4096_character_search_is_answered_briefly(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        user = stack.client()
+        await user.send("/buy")
+        await user.send("telegram " * 455)  # 4,095 characters: no search is run for it
+        reply = user.last_message().text or ""
+        assert reply.startswith("Nothing matches")
+        assert len(reply) < 200
+        await user.click(user.messages()[-2], "Telegram")
+        await user.send("u" * 4096)
+        assert (user.last_message().text or "").startswith("Nothing matches")

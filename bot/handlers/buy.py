@@ -26,7 +26,7 @@ from bot.handlers.common import answer, show
 from bot.handlers.numbers import card_screen
 from bot.providers import identifiers
 from bot.providers.base import ProviderError
-from bot.services.catalog import CatalogService, MergedCatalog
+from bot.services.catalog import CatalogService, MergedCatalog, search_query
 from bot.services.guard import AlreadyDone, InProgress
 from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
 from bot.services.orders import OrderService
@@ -99,11 +99,11 @@ async def service_page_button(
 
 async def filter_services(message: Message, catalog: CatalogService) -> None:
     merged = await catalog.get()
-    query = (message.text or "").strip()
+    query = search_query(message.text)
     names = {code: merged.name(code) for code in merged.by_service}
-    matches = identifiers.find_services(query, names)[:MAX_MATCHES]
-    if not matches:
-        await message.answer(texts.nothing_found(query))
+    matches = identifiers.find_services(query, names)[:MAX_MATCHES] if query else []
+    if not query or not matches:
+        await message.answer(texts.nothing_found(message.text or ""))
         return
     text, markup = await _service_screen(merged, 0, matches, query)
     await message.answer(text, reply_markup=markup)
@@ -159,12 +159,13 @@ async def filter_countries(
         text, markup = await _service_screen(merged, 0)
         await message.answer(text, reply_markup=markup)
         return
-    query = (message.text or "").strip()
+    query = search_query(message.text)
     languages = tuple(dict.fromkeys((i18n.current_locale, "en")))
     sold = set(merged.countries(service))
-    matches = [iso for iso in identifiers.find_countries(query, languages) if iso in sold]
-    if not matches:
-        await message.answer(texts.nothing_found(query))
+    found = identifiers.find_countries(query, languages) if query else []
+    matches = [iso for iso in found if iso in sold]
+    if not query or not matches:
+        await message.answer(texts.nothing_found(message.text or ""))
         return
     text, markup = await _country_screen(
         merged, service, 0, i18n.current_locale, matches[:MAX_MATCHES], query
@@ -198,7 +199,7 @@ async def pick_country(
     catalog: CatalogService,
 ) -> None:
     service, country = callback_data.service, callback_data.country
-    if not (await catalog.get()).sells(service, country):  # forged: no provider is asked
+    if not await catalog.sells(service, country):  # forged: no provider is asked
         await answer(query, texts.not_yours(), alert=True)
         return
     await answer(query)
@@ -217,7 +218,7 @@ async def pick_offer(
     catalog: CatalogService,
 ) -> None:
     """The confirmation: the server keeps the price it shows here; Buy names that quote."""
-    if not (await catalog.get()).sells(callback_data.service, callback_data.country):
+    if not await catalog.sells(callback_data.service, callback_data.country):
         await answer(query, texts.not_yours(), alert=True)
         return
     await answer(query)
