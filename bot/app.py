@@ -57,6 +57,7 @@ from storage.fsm import SqliteStorage
 from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
+from storage.notices import NoticesRepo
 from storage.orders import OrdersRepo
 from storage.quotes import QuotesRepo
 from storage.reminders import RemindersRepo
@@ -249,6 +250,7 @@ async def create_app(
         sleep=sleep or asyncio.sleep,
         admin=admin,
         admins=settings.admin_ids,
+        notices=NoticesRepo(db),
         settings=WatchSettings(
             interval=settings.poll_interval,
             concurrency=settings.poll_concurrency,

@@ -25,6 +25,7 @@ from bot.services.audit import audit_ledger
 from bot.services.offers import OfferService, OffersResult
 from bot.services.pricecheck import outliers
 from storage.db import Database
+from storage.notices import NoticesRepo
 
 # Offers compared across providers by ``doctor`` (a misstated currency is ~90x off).
 PRICE_SAMPLES = (("tg", "RU"), ("tg", "US"), ("wa", "RU"))
@@ -67,12 +68,28 @@ async def doctor(settings: Settings, out: TextIO = sys.stdout, *, ledger: bool =
         )
         if len(providers) > 1:
             checks.append(await _check_prices(OfferService(providers, converter)))
+        checks += await _check_notices(settings)
         if ledger:
             checks.append(await _check_ledger(settings, providers))
     width = max(len(c.name) for c in checks)
     for check in checks:
         out.write(f"{'OK  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}\n")
     return 0 if all(c.ok for c in checks) else 1
+
+
+async def _check_notices(settings: Settings) -> list[Check]:
+    """What the running bot learned that you must fix (e.g. SMS.online's real date zone)."""
+    if not settings.database_path.exists():
+        return []
+    try:
+        db = await Database.open(settings.database_path)
+    except Exception:  # the database check says why
+        return []
+    try:
+        found = await NoticesRepo(db).all()
+    finally:
+        await db.close()
+    return [Check(f"{PROVIDER_TITLES.get(pid, pid)} notice", False, text) for pid, text in found]
 
 
 async def _check_ledger(settings: Settings, providers: Mapping[str, Provider]) -> Check:

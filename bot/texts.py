@@ -571,6 +571,10 @@ def admin_unowned_order(provider: str, order_id: str, number: str) -> str:
     ).format(provider=title(provider), order=escape(order_id), number=escape(number))
 
 
+def admin_provider_notice(provider: str, notice: str) -> str:
+    return _("⚠️ {provider}: {notice}").format(provider=title(provider), notice=escape(notice))
+
+
 def admin_price_outlier(what: str) -> str:
     return _(
         "⚠️ A provider's price looks wrong: {what}. Check that provider's account currency "

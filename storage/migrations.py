@@ -234,6 +234,17 @@ CREATE TABLE fsm (
 );
 """
 
+V7_PROVIDER_NOTICES = """
+-- What an adapter learned at run time that the operator must fix (e.g. a server zone that
+-- disagrees with the setting): told to the admins once, and shown by `doctor`.
+CREATE TABLE provider_notices (
+    provider   TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (provider, text)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -241,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "purchase intents and quotes", V4_INTENTS_AND_QUOTES),
     Migration(5, "delivery attempts", V5_DELIVERY_ATTEMPTS),
     Migration(6, "fsm", V6_FSM),
+    Migration(7, "provider notices", V7_PROVIDER_NOTICES),
 )
 
 

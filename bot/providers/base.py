@@ -201,6 +201,11 @@ class Provider(Protocol):
         """The kinds ``list_orders`` reports: a lost purchase of another kind cannot be found."""
         ...
 
+    def notices(self) -> tuple[str, ...]:
+        """What the adapter learned at run time that the operator must fix (a server zone
+        that disagrees with the setting...); none normally. Told to admins, shown by doctor."""
+        ...
+
     def unclaimed_window(self, kind: OrderKind) -> timedelta:
         """How long after a purchase an order of ``kind`` that got no SMS can still cost money:
         past it, a purchase whose answer was lost and that cannot be listed has certainly cost

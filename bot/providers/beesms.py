@@ -541,6 +541,9 @@ class BeeSmsProvider:
     def listed_kinds(self) -> frozenset[OrderKind]:
         return frozenset({OrderKind.RENTAL})  # rental/numbers lists every rental
 
+    def notices(self) -> tuple[str, ...]:
+        return ()
+
     def unclaimed_window(self, kind: OrderKind) -> timedelta:
         # A rental is charged at purchase and never free: a lost one is found in the listing.
         return REFUND_WINDOW

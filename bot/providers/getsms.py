@@ -265,6 +265,9 @@ class GetSmsProvider:
         # getorders is the rent API's; the activation API has no order list (get-sms.txt).
         return frozenset({OrderKind.RENTAL})
 
+    def notices(self) -> tuple[str, ...]:
+        return ()
+
     def unclaimed_window(self, kind: OrderKind) -> timedelta:
         if kind is OrderKind.ACTIVATION:
             # 15-minute lifetime, and getcode: "In any case money will not be deducted from

@@ -177,6 +177,9 @@ class SmsBusProvider:
     def listed_kinds(self) -> frozenset[OrderKind]:
         return frozenset()  # the API has no order list
 
+    def notices(self) -> tuple[str, ...]:
+        return ()
+
     def unclaimed_window(self, kind: OrderKind) -> timedelta:
         return UNCLAIMED_WINDOW
 

@@ -753,6 +753,9 @@ class SmsOnlineProvider:
     def listed_kinds(self) -> frozenset[OrderKind]:
         return frozenset({OrderKind.RENTAL})  # getRentList
 
+    def notices(self) -> tuple[str, ...]:
+        return () if self.zone_note is None else (self.zone_note,)
+
     def unclaimed_window(self, kind: OrderKind) -> timedelta:
         # Charged at purchase, refundable for 20 minutes: a lost rent is found in getRentList.
         return CANCEL_WINDOW

@@ -56,6 +56,7 @@ from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive,
 from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
+from storage.notices import NoticesRepo
 from storage.orders import OrdersRepo
 from storage.reminders import RemindersRepo
 from storage.users import UsersRepo
@@ -114,6 +115,7 @@ class Watcher:
         settings: WatchSettings = WatchSettings(),
         admin: AdminService | None = None,
         admins: frozenset[int] = frozenset(),
+        notices: NoticesRepo | None = None,
     ) -> None:
         self._providers = providers
         self._orders = orders
@@ -128,6 +130,7 @@ class Watcher:
         self.settings = settings
         self._admin = admin
         self._admins = admins
+        self._notices = notices
         self._pace = {
             pid: _ProviderPace(
                 asyncio.Semaphore(settings.concurrency), AsyncLimiter(settings.rate, 1)
@@ -161,7 +164,23 @@ class Watcher:
         report.delivered += await self.deliver_pending()  # what the polls did not push
         await self._look_after_rentals(report)
         await self._alert_low_balances()
+        with self._isolated("the provider notices"):
+            await self._forward_notices()
         return report
+
+    async def _forward_notices(self) -> None:
+        """What an adapter learned that the operator must fix: kept, and told to admins once."""
+        if self._notices is None:
+            return
+        for pid, provider in self._providers.items():
+            for notice in provider.notices():
+                if not await self._notices.add(pid, notice, self._clock.now()):
+                    continue
+                log.warning("%s: %s", pid, notice)
+                for admin in sorted(self._admins):
+                    with self._user_locale(await self._locale(admin)):
+                        text = texts.admin_provider_notice(pid, notice)
+                    await self._notifier.send(admin, text)
 
     @contextmanager
     def _isolated(self, what: str, order_id: int | None = None) -> Iterator[None]:
