@@ -571,6 +571,17 @@ def admin_unowned_order(provider: str, order_id: str, number: str) -> str:
     ).format(provider=title(provider), order=escape(order_id), number=escape(number))
 
 
+def unknown_command() -> str:
+    return _("I don't know that command. Here is what I can do:")
+
+
+def not_understood() -> str:
+    return _(
+        "I didn't get that. Pick what you want below; to find a service or a country, tap "
+        "“Buy a number” and type its name."
+    )
+
+
 def admin_provider_notice(provider: str, notice: str) -> str:
     return _("⚠️ {provider}: {notice}").format(provider=title(provider), notice=escape(notice))
 

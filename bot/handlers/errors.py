@@ -8,9 +8,9 @@ from contextlib import suppress
 
 from aiogram import Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import CallbackQuery, ErrorEvent
+from aiogram.types import CallbackQuery, ErrorEvent, Message
 
-from bot import texts
+from bot import keyboards, texts
 from bot.handlers.common import answer
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,18 @@ async def unknown_button(query: CallbackQuery) -> None:
     await answer(query, texts.not_yours(), alert=True)
 
 
+async def unknown_message(message: Message) -> None:
+    """No handler took this message (free text outside a step, an unknown command, a photo):
+    never silence; an answer with the way forward."""
+    text = message.text or ""
+    reply = texts.unknown_command() if text.startswith("/") else texts.not_understood()
+    await message.answer(reply, reply_markup=keyboards.main_menu())
+
+
 def setup() -> Router:
-    """Include it last: its callback handler takes whatever no other router did."""
+    """Include it last: its handlers take whatever no other router did."""
     router = Router(name="errors")
     router.callback_query.register(unknown_button)
+    router.message.register(unknown_message)
     router.errors.register(on_error)
     return router
