@@ -571,6 +571,10 @@ def admin_unowned_order(provider: str, order_id: str, number: str) -> str:
     ).format(provider=title(provider), order=escape(order_id), number=escape(number))
 
 
+def no_new_sms(checked_at: datetime) -> str:
+    return _("No new SMS yet (checked {when}).").format(when=when(checked_at))
+
+
 def unknown_command() -> str:
     return _("I don't know that command. Here is what I can do:")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.stack import running_stack
+from tests.test_flow_orders import GETSMS_ACTIVATION, buy, deliver_sms
 
 MENU = ["📲 Buy a number", "📋 My numbers", "🌐 Language", "❓ Help"]
 
@@ -32,3 +33,19 @@ async def test_an_unknown_message_is_answered_with_the_menu(
             assert user.buttons(answer) == MENU
         else:
             assert len(user.buttons(answer)) == len(MENU)
+
+
+async def test_check_sms_without_news_says_so_with_the_time(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        user = stack.client()
+        card, order = await buy(stack, user, GETSMS_ACTIVATION)
+        stack.clock.advance(minutes=2)
+
+        answer = await user.click(card, "🔄 Check SMS")
+        assert answer is not None and answer.text == (
+            "No new SMS yet (checked 1 Jan 2026, 12:02 UTC)."
+        )
+
+        await deliver_sms(stack.suite, "getsms", order.provider_order_id, "424242")
+        answer = await user.click(card, "🔄 Check SMS")
+        assert answer is not None and not answer.text  # the code is on the card itself

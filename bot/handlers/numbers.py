@@ -139,8 +139,12 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
         if action is OrderAction.OPEN:
             await answer(query)
         elif action is OrderAction.REFRESH:
-            order = await orders.refresh(order)
-            await answer(query)
+            applied = await orders.refresh(order)
+            order = applied.order
+            if applied.new or not order.is_active:
+                await answer(query)
+            else:
+                await answer(query, texts.no_new_sms(orders.now()))
         elif action is OrderAction.CANCEL:
             result = await orders.cancel(order)
             order = result.order

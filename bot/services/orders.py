@@ -157,12 +157,12 @@ class OrderService:
             raise Unsupported(order.provider, "provider is not enabled any more")
         return provider
 
-    async def refresh(self, order: StoredOrder) -> StoredOrder:
+    async def refresh(self, order: StoredOrder) -> AppliedState:
         """Ask the provider for SMS and status now; store new messages and a final status."""
         if not order.is_active:
-            return order
+            return AppliedState(order, (), False)
         state = await self.provider(order).state(order.to_order())
-        return (await self.apply_state(order, state)).order
+        return await self.apply_state(order, state)
 
     async def apply_state(self, order: StoredOrder, state: OrderState) -> AppliedState:
         """Store what the provider reported: new messages, a final status, a new end date."""
