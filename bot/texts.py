@@ -182,11 +182,14 @@ def loading_offers(service_name: str, iso: str) -> str:
 
 def offers(service_name: str, iso: str, count: int, failed: list[str]) -> str:
     if count:
-        text = _(
-            "<b>{service}</b> in {country}: {n} offer.",
-            "<b>{service}</b> in {country}: {n} offers, cheapest first.",
-            count,
-        ).format(service=escape(service_name), country=country(iso), n=count)
+        # "cheapest first" is said apart from the plural: in Russian 21, 31... take the form
+        # of 1, and the sentence must not lose it there.
+        found = _("{n} offer", "{n} offers", count).format(n=count)
+        text = _("<b>{service}</b> in {country}: {offers}.").format(
+            service=escape(service_name), country=country(iso), offers=found
+        )
+        if count > 1:
+            text = text[:-1] + _(", cheapest first.")
     else:
         text = _("<b>{service}</b> in {country}: no numbers right now. Try later.").format(
             service=escape(service_name), country=country(iso)

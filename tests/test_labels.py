@@ -1,4 +1,5 @@
-"""The card's cancel button under each provider rule, in English and Russian."""
+"""Labels people read: the cancel button under each provider rule, countdowns, and every Russian
+plural of the offers line (EN and RU)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,24 @@ def test_countdowns_read_as_time() -> None:
         assert texts.countdown(100) == "1 min 40 s"
         assert texts.countdown(9) == "9 s"
         assert texts.countdown(-5) == "0 s"
+
+
+@pytest.mark.parametrize(
+    ("n", "ru"),
+    [
+        (1, "1 предложение."),
+        (2, "2 предложения, сначала самые дешёвые."),
+        (5, "5 предложений, сначала самые дешёвые."),
+        (11, "11 предложений, сначала самые дешёвые."),
+        (21, "21 предложение, сначала самые дешёвые."),
+        (31, "31 предложение, сначала самые дешёвые."),
+        (42, "42 предложения, сначала самые дешёвые."),
+    ],
+)
+def test_every_russian_plural_of_the_offers_line_says_cheapest_first(n: int, ru: str) -> None:
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert texts.offers("Telegram", "US", n, []).endswith(ru)
+    with i18n.context(), i18n.use_locale("en"):
+        english = texts.offers("Telegram", "US", n, [])
+    assert english.endswith("1 offer." if n == 1 else f"{n} offers, cheapest first.")
