@@ -23,7 +23,7 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
 from bot.handlers import access as access_handlers
 from bot.handlers import admin as admin_handlers
-from bot.handlers import buy, errors, language, numbers, start
+from bot.handlers import buy, errors, language, numbers, start, support
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import (
@@ -214,6 +214,7 @@ async def create_app(
         wallet_handlers,
         buy,
         numbers,
+        support,
         errors,
     )
     routers = {module: module.setup() for module in modules}
@@ -272,9 +273,14 @@ async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
                 BotCommand(command="numbers", description=_("My numbers")),
                 BotCommand(command="help", description=_("How it works")),
                 BotCommand(command="language", description=_("Change the language")),
+                BotCommand(command="support", description=_("Contact support")),
+                BotCommand(command="terms", description=_("Terms and refunds")),
             ]
             if wallets:
                 commands.append(BotCommand(command="wallet", description=_("My wallet")))
+                commands.append(
+                    BotCommand(command="paysupport", description=_("Help with a payment"))
+                )
         await bot.set_my_commands(
             commands,
             scope=BotCommandScopeDefault(),

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     )
     auto_renew_before: Annotated[timedelta, NoDecode] = timedelta(minutes=30)
     reconcile_interval: float = Field(default=180.0, gt=0, le=3600)
+    support_contact: str | None = None
+    terms_text: str | None = None
+    terms_url: str | None = None
     webhook_base_url: str | None = None
     webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook server must be reachable
     webhook_port: int = Field(default=8080, ge=1, le=65535)
@@ -156,7 +159,14 @@ class Settings(BaseSettings):
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("bot_token", "telegram_api_url", mode="before")
+    @field_validator(
+        "bot_token",
+        "telegram_api_url",
+        "support_contact",
+        "terms_text",
+        "terms_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -126,8 +126,43 @@ def help_text() -> str:
         "1. Pick a service (Telegram, WhatsApp, Google…) and a country.\n"
         "2. Compare the offers of every provider, cheapest first, and buy one.\n"
         "3. Enter the number where you sign up. Codes appear on the number's card.\n\n"
-        "/buy — get a number\n/numbers — your numbers\n/language — change the language"
+        "/buy — get a number\n/numbers — your numbers\n/language — change the language\n"
+        "/support — contact the operator\n/terms — terms and refund rules"
     )
+
+
+def support(contact: str | None) -> str:
+    if contact:
+        return _("Questions, problems or payments: write to {contact}.").format(
+            contact=escape(contact)
+        )
+    return _("The operator has not set a support contact yet; please try again later.")
+
+
+def terms(text: str | None, url: str | None, wallets: bool) -> str:
+    """The operator's terms if set, else the bot's real rules (what is refunded and when)."""
+    if text:
+        return escape(text)
+    lines = [
+        _("<b>Terms</b>"),
+        _(
+            "A number is yours for the time shown when you buy it. A refund is what the "
+            "provider gives back for a cancel, no more and no less: an activation that received "
+            "no SMS is refunded in full; once an SMS arrived, most providers keep the price; a "
+            "rental can be cancelled with a refund only within the provider's window, shown on "
+            "the number's card."
+        ),
+    ]
+    if wallets:
+        lines.append(
+            _(
+                "Wallet top-ups with Telegram Stars are credited once and spent only on numbers; "
+                "refunds go back to the wallet."
+            )
+        )
+    if url:
+        lines.append(_("Full terms: {url}").format(url=escape(url)))
+    return "\n\n".join(lines)
 
 
 def menu() -> str:

@@ -49,3 +49,28 @@ async def test_check_sms_without_news_says_so_with_the_time(tmp_path: Path) -> N
         await deliver_sms(stack.suite, "getsms", order.provider_order_id, "424242")
         answer = await user.click(card, "🔄 Check SMS")
         assert answer is not None and not answer.text  # the code is on the card itself
+
+
+async def test_support_paysupport_and_terms(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, support_contact="@numbers_help") as stack:
+        user = stack.client()
+        for command in ("/support", "/paysupport"):
+            await user.send(command)
+            assert user.last_message().text == (
+                "Questions, problems or payments: write to @numbers_help."
+            )
+        await user.send("/terms")
+        terms = user.last_message().text or ""
+        assert terms.startswith("Terms")
+        assert "an activation that received no SMS is refunded in full" in terms
+        await user.send("/help")
+        assert "/support" in (user.last_message().text or "")
+
+
+async def test_the_operators_own_terms_are_shown_as_written(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, terms_text="No refunds <ever>.") as stack:
+        user = stack.client(language_code="ru")
+        await user.send("/terms")
+        assert user.last_message().text == "No refunds <ever>."
+        await user.send("/support")
+        assert (user.last_message().text or "").startswith("Оператор")

@@ -93,6 +93,8 @@ async def test_the_bot_polls_the_configured_bot_api_and_answers(tmp_path: Path) 
             "numbers",
             "help",
             "language",
+            "support",
+            "terms",
         ]
         api.push(
             {

@@ -189,4 +189,6 @@ async def test_the_wallet_command_is_in_the_menu_when_users_pay(tmp_path: Path) 
         stack.api.log.clear()
         await set_commands(stack.app.bot, stack.app.i18n, wallets=stack.app.settings.wallets_on)
         menus = [c.method for c in stack.api.log if isinstance(c.method, SetMyCommands)]
-        assert menus and all(m.commands[-1].command == "wallet" for m in menus)
+        assert menus and all(
+            [c.command for c in m.commands][-2:] == ["wallet", "paysupport"] for m in menus
+        )
