@@ -9,11 +9,14 @@ taken where the docs (``sms-online-rent.txt``, ``sms-activate-protocol.md``) are
   errors; ``ERROR_SQL``/``SQL_ERROR``/``SERVER_ERROR`` are the provider's own "try again"
   (:class:`ProviderUnavailable`, answer not lost); an unknown token or an unparsable body is a
   lost answer (a purchase becomes :class:`PurchaseOutcomeUnknown` and is reconciled).
-* Durations: SMS.online sells a fixed menu (:data:`RENT_HOURS`). ``getRentPrices`` documents
-  no duration parameter, so :meth:`SmsOnlineProvider.offers` asks once per menu duration with
-  ``rent_time=<h>`` (and ``time=<h>``, which some SA servers use) and takes each answer's cost as
-  that duration's price. If every duration answers with the identical cost the server ignored
-  the parameter: only the shortest duration is offered rather than wrong long-rent prices.
+* Durations: SMS.online sells a fixed menu (:data:`RENT_HOURS`), but ``getRentPrices`` (its
+  page, and sms-activate-protocol.md §6: "no duration param documented") answers ONE cost per
+  service and country. That cost is read as the price of the shortest rent, 4 hours (the SA
+  default ``rent_time``; ``rent_time=4``/``time=4`` are sent so a server that does honour the
+  parameter answers exactly that). :meth:`SmsOnlineProvider.offers` therefore asks once per
+  SMS-Activate country id of the ISO country (one or two requests a tap) and offers the 4-hour
+  rent only: a longer rent has no documented price before buying, and guessing one would
+  misprice it. Longer periods come by renewal, whose prices ``getContinueRentPrice`` documents.
 * ``getRentNumber`` does not return the price: it is read from ``getRentList`` (``values`` an
   array of ``{id, phone, price, hours}`` on SMS.online, an object keyed ``"0"``… in standard SA);
   when the id is not there the offer price is kept.
@@ -83,6 +86,7 @@ T = TypeVar("T")
 
 PATH = "/stubs/handler_api.php"
 RENT_HOURS: tuple[int, ...] = (4, 8, 12, 24, 72, 168, 360, 720, 2160)
+PRICED_HOURS = 4  # the one rent getRentPrices prices (see the module notes)
 CANCEL_WINDOW = timedelta(minutes=20)
 # Gives the webhook URL for one new rent, and what to keep in its order's meta.
 RentalHook = Callable[
@@ -492,27 +496,19 @@ class SmsOnlineProvider:
         if not cids:
             return []
 
-        async def price(cid: str, hours: int) -> tuple[Money, int] | None:
-            params: dict[str, str | int] = {"country": cid, "rent_time": hours, "time": hours}
+        async def price(cid: str) -> tuple[Money, int] | None:
+            params: dict[str, str | int] = {"country": cid, "rent_time": PRICED_HOURS}
+            params["time"] = PRICED_HOURS  # the name some SA servers use
             prices = await self._call("getRentPrices", params, self._parse_prices(cid), safe=True)
             for code, entry in prices.get(cid, {}).items():
                 if canonical_service(code) == service:
                     return entry
             return None
 
-        jobs = [(cid, hours) for cid in cids for hours in RENT_HOURS]
-        answers = await _gather_skipping_invalid([price(cid, hours) for cid, hours in jobs])
+        answers = await _gather_skipping_invalid([price(cid) for cid in cids])
         offers: list[Offer] = []
-        for cid in cids:
-            found = {
-                hours: answer
-                for (job_cid, hours), answer in zip(jobs, answers, strict=True)
-                if job_cid == cid and answer is not None
-            }
-            if len(found) > 1 and len({money.amount for money, _ in found.values()}) == 1:
-                shortest = min(found)
-                log.debug("smsonline: country %s ignores rent_time; %sh only", cid, shortest)
-                found = {shortest: found[shortest]}
+        for cid, answer in zip(cids, answers, strict=True):
+            found = {} if answer is None else {PRICED_HOURS: answer}
             for hours, (money, count) in sorted(found.items()):
                 if count <= 0:
                     continue

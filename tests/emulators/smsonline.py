@@ -32,7 +32,8 @@ Control methods (plain Python, for tests and benchmarks):
 * ``queue_error(action, token, times=1, text=False)``: the next calls of ``action`` answer
   ``token`` (JSON envelope, or plain text) instead of being served; ``queue_raw(action, body)``
   answers an exact body
-* wire variants: ``ignore_rent_time`` (getRentPrices ignores rent_time/time),
+* wire variants: ``ignore_rent_time`` (True by default, as documented: getRentPrices has no
+  duration parameter and answers the 4-hour price; False: it prices ``rent_time``/``time``),
   ``rent_list_as_object`` (standard SA ``{"0":…}``), ``quantity_as_int``, ``ignore_page``,
   ``end_date_style`` ("T", "space" or "offset" = Moscow time with ``+03:00``), ``server_zone``
   (the zone of zone-less dates; UTC unless a test says otherwise),
@@ -163,7 +164,7 @@ class SmsOnlineEmulator(EmulatorServer):
         self._next_phone = 1_000_000
         self._queued: dict[str, list[_Answer]] = {}
         # wire variants (see module docstring)
-        self.ignore_rent_time = False
+        self.ignore_rent_time = True  # getRentPrices documents no duration parameter
         self.rent_list_as_object = False
         self.quantity_as_int = False
         self.ignore_page = False
