@@ -226,6 +226,7 @@ async def create_app(
     bot = make_bot(settings, session)
     notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
     messenger = Messenger(notifier, users, i18n)
+    dp["messenger"] = messenger
     price_alerts.attach(messenger)
     reconciler = Reconciler(
         providers,

@@ -613,6 +613,18 @@ def no_new_sms(checked_at: datetime) -> str:
     return _("No new SMS yet (checked {when}).").format(when=when(checked_at))
 
 
+def wallet_adjusted(amount: Money, balance: Money) -> str:
+    """Told to the user when an admin credits or debits their wallet."""
+    if amount.amount >= 0:
+        return _("💰 The operator added {amount} to your wallet. Balance: {balance}.").format(
+            amount=money(amount), balance=money(balance)
+        )
+    taken = Money(-amount.amount, amount.currency)
+    return _("The operator took {amount} from your wallet. Balance: {balance}.").format(
+        amount=money(taken), balance=money(balance)
+    )
+
+
 def unknown_command() -> str:
     return _("I don't know that command. Here is what I can do:")
 

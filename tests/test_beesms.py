@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,7 +14,10 @@ import pytest
 from bot.money import Money
 from bot.providers.base import (
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelOutcome,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -27,6 +31,7 @@ from bot.providers.base import (
     ProviderError,
     ProviderUnavailable,
     PurchaseOutcomeUnknown,
+    RefundScope,
     RemoteStatus,
     RenewalOption,
     Unsupported,
@@ -528,6 +533,89 @@ async def test_cancel_errors(
     ghost = Order("beesms", "999", OrderKind.RENTAL, "1999", "tg", "US")
     with pytest.raises(OrderNotFound):
         await provider.cancel(ghost)
+
+
+async def test_renew_then_cancel_gives_back_the_renewal_only(
+    provider: BeeSmsProvider, emulator: BeeSmsEmulator, clock: FakeClock
+) -> None:
+    start = emulator.balance
+    order = await rent(provider)  # 30 days, 1425 cents
+    emulator.inject_sms(order.order_id, "code 1111")  # before the renewal: does not count
+    clock.advance(days=2)
+    await provider.renew(order, 168)  # 7 days
+    renewal = emulator.rental(order.order_id).actual_amount
+    renewed = replace(order, bought_at=clock.now() - timedelta(days=2), renewed_at=clock.now())
+    terms = provider.cancel_terms(renewed, [clock.now() - timedelta(days=2)], clock.now())
+    assert (terms.blocked, terms.refund) == (None, RefundScope.LAST)
+    outcome = await provider.cancel(renewed)
+    assert outcome.refund is RefundScope.LAST
+    # The provider kept the purchase; it gave back the renewal, which is what LAST refunds.
+    assert emulator.balance == start - 1425
+    assert emulator.refunds == [(order.order_id, renewal)]
+
+
+async def test_cancel_after_the_24_hour_window_is_refused_and_keeps_the_money(
+    provider: BeeSmsProvider, emulator: BeeSmsEmulator, clock: FakeClock
+) -> None:
+    order = replace(await rent(provider), bought_at=clock.now())
+    balance = emulator.balance
+    clock.advance(hours=24)
+    terms = provider.cancel_terms(order, [], clock.now())
+    assert terms.blocked is CancelBlock.TOO_LATE
+    assert terms.closes_at == order.bought_at + timedelta(hours=24)  # type: ignore[operator]
+    with pytest.raises(CancelNotAllowed, match="not eligible for refund"):
+        await provider.cancel(order)
+    assert emulator.balance == balance and not emulator.rental(order.order_id).cancelled
+
+
+def test_cancel_terms_follow_the_last_charge(provider: BeeSmsProvider) -> None:
+    bought = FakeClock().now()
+    order = Order("beesms", "1", OrderKind.RENTAL, "1", "tg", "US", bought_at=bought)
+    hour = timedelta(hours=1)
+    now = bought + hour
+    assert provider.cancel_terms(order, [], now) == CancelTerms(
+        None, RefundScope.LAST, closes_at=bought + 24 * hour
+    )
+    sms = provider.cancel_terms(order, [bought + hour / 2], now)
+    assert (sms.blocked, sms.refund) == (CancelBlock.SMS_RECEIVED, RefundScope.NONE)
+    late = provider.cancel_terms(order, [], bought + 24 * hour)
+    assert (late.blocked, late.refund) == (CancelBlock.TOO_LATE, RefundScope.NONE)
+    # A renewal opens a new window; an SMS before it no longer blocks.
+    renewed = replace(order, renewed_at=bought + 30 * hour)
+    again = provider.cancel_terms(renewed, [bought + hour], bought + 31 * hour)
+    assert (again.blocked, again.closes_at) == (None, bought + 54 * hour)
+    unstored = replace(order, bought_at=None)
+    assert provider.cancel_terms(unstored, [bought], now).allowed  # the provider decides
+
+
+@pytest.mark.parametrize(
+    ("data", "outcome"),
+    [
+        (
+            {"refund_amount": 1425},
+            CancelOutcome(RefundScope.AMOUNT, Money(Decimal("14.25"), "USD")),
+        ),
+        ({"amount": "990"}, CancelOutcome(RefundScope.AMOUNT, Money(Decimal("9.90"), "USD"))),
+        ({"refund_amount": "lots"}, CancelOutcome(RefundScope.UNKNOWN)),
+        ({"refund_amount": -5}, CancelOutcome(RefundScope.UNKNOWN)),
+        (None, CancelOutcome(RefundScope.LAST)),
+    ],
+)
+async def test_cancel_answer_with_an_amount_is_what_came_back(
+    provider: BeeSmsProvider,
+    emulator: BeeSmsEmulator,
+    data: object,
+    outcome: CancelOutcome,
+) -> None:
+    order = await rent(provider)
+    emulator.queue_response("cancel", {"code": 200, "message": "Operation Success", "data": data})
+    got = await provider.cancel(order)
+    assert (got.refund, got.amount) == (outcome.refund, outcome.amount)
+
+
+def test_listed_kinds_and_unclaimed_window(provider: BeeSmsProvider) -> None:
+    assert provider.listed_kinds == {OrderKind.RENTAL}
+    assert provider.unclaimed_window(OrderKind.RENTAL) == timedelta(hours=24)
 
 
 # --- list_orders ----------------------------------------------------------------------------

@@ -162,6 +162,11 @@ async def test_admin_credit_and_debit_are_admin_only_and_never_overdraw(tmp_path
         )
         assert (credit.actor, credit.reason) == (ADMIN, "welcome gift")
         assert debit.amount == Money(Decimal(-1), "USD")
+        told = [m.text or "" for m in user.messages() if "wallet" in (m.text or "")]
+        assert told == [
+            "💰 The operator added $2.50 to your wallet. Balance: $2.50.",
+            "The operator took $1.00 from your wallet. Balance: $1.50.",
+        ]
 
 
 async def test_an_activation_that_expires_without_sms_is_refunded(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.handlers.common import answer, show
 from bot.money import Money
 from bot.services.access import AccessService
+from bot.services.messenger import Messenger
 from bot.services.wallet import WalletService
 from storage.users import UsersRepo
 
@@ -150,6 +151,7 @@ async def credit_command(
     users: UsersRepo,
     wallet: WalletService,
     settings: Settings,
+    messenger: Messenger,
 ) -> None:
     assert message.from_user is not None
     if not access.is_admin(message.from_user.id):
@@ -181,6 +183,7 @@ async def credit_command(
     log.info("admin %s: %s %s to user %s", message.from_user.id, command.command, amount, user_id)
     signed = amount if command.command == "credit" else Money(-amount.amount, amount.currency)
     await message.answer(texts.credited(user_id, signed, balance))
+    await messenger.tell(user_id, lambda: (texts.wallet_adjusted(signed, balance), None))
 
 
 def setup() -> Router:

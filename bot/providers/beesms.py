@@ -82,6 +82,9 @@ _ERRORS: Mapping[int, type[ProviderError]] = {
 }
 _RENEWAL_FAILED = 50304  # "Rental renewal failed, please try again.": a clear, transient failure
 
+# Keys of a refunded amount (cents) that a cancel answer might carry; the docs show none.
+_REFUND_KEYS = ("refund_amount", "refunded_amount", "amount")
+
 _STATUSES = {"EXPIRED": RemoteStatus.EXPIRED, "CANCELLED": RemoteStatus.CANCELLED}
 
 
@@ -521,20 +524,48 @@ class BeeSmsProvider:
 
     def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
         """bee-sms-rental.txt (cancel): "refunds the remaining balance if no SMS has been
-        received within 24 hours of the last renewal" (50303 "not eligible" otherwise)."""
+        received within 24 hours of the last renewal", else 50303 "not eligible for refund".
+
+        Read as the issue tracker states the rule: the window is the 24 hours after the last
+        charge (the purchase, or the latest renewal the bot made); an SMS since that charge, or
+        a cancel after the window, is refused. The docs leave open whether a cancel after 24 h
+        without SMS is refunded: the bot does not offer it (it never promises a refund the
+        provider may keep)."""
         last = order.renewed_at or order.bought_at
-        if last is not None and any(last <= at < last + REFUND_WINDOW for at in sms_at):
-            return CancelTerms(CancelBlock.SMS_RECEIVED, RefundScope.NONE)
-        return CancelTerms(None, RefundScope.LAST)
+        if last is None:  # not stored yet: the provider's answer decides
+            return CancelTerms(None, RefundScope.LAST)
+        closes = last + REFUND_WINDOW
+        if any(at >= last for at in sms_at):
+            return CancelTerms(CancelBlock.SMS_RECEIVED, RefundScope.NONE, closes_at=closes)
+        if now >= closes:
+            return CancelTerms(CancelBlock.TOO_LATE, RefundScope.NONE, closes_at=closes)
+        return CancelTerms(None, RefundScope.LAST, closes_at=closes)
 
     async def cancel(self, order: Order) -> CancelOutcome:
-        """Cancel and refund; CancelNotAllowed if an SMS came within 24 h of the last renewal.
+        """Cancel and refund; CancelNotAllowed (50303, the provider's words) otherwise.
 
-        The answer carries no amount. The docs say "the remaining balance": read here as the
-        last charge (the purchase or the latest renewal), as the issue tracker states it; the
-        docs do not say whether unused time alone comes back (see the closing notes)."""
-        await self._get("cancel", {"order_id": order.order_id}, _ignore, safe=False)
+        The documented answer carries no amount: the refund is then the last charge (the
+        purchase or the latest renewal, RefundScope.LAST), as the issue tracker states the
+        docs' "remaining balance". Should the answer's ``data`` name an amount in cents
+        (``refund_amount``/``refunded_amount``/``amount``), that amount is what came back."""
+
+        def shape(response: httpx.Response, data: Any) -> Any:
+            return data
+
+        data = await self._get("cancel", {"order_id": order.order_id}, shape, safe=False)
         log.info("beesms: cancelled order %s", order.order_id)
+        named = [k for k in _REFUND_KEYS if isinstance(data, dict) and k in data]
+        if named:
+            try:
+                cents = to_decimal(data[named[0]])
+            except ValueError:
+                cents = Decimal(-1)
+            if cents < 0:  # confirmed, but what came back cannot be read: say so
+                log.warning("beesms: cancel of %s answered an unreadable amount", order.order_id)
+                return CancelOutcome(RefundScope.UNKNOWN, detail=f"cancel: bad {named[0]}")
+            return CancelOutcome(
+                RefundScope.AMOUNT, amount=self._money(cents), detail="cancel: amount answered"
+            )
         return CancelOutcome(RefundScope.LAST, detail="cancel: 'refunds the remaining balance'")
 
     @property
