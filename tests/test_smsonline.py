@@ -409,6 +409,23 @@ async def test_cancel_refunds_within_20_minutes(
         await provider.cancel(order)  # ALREADY_CANCEL
 
 
+@pytest.mark.parametrize("body", ["{}", '{"title":"BAD_KEY","details":"Unauthorized"}'])
+async def test_a_cancel_answer_without_success_is_not_a_confirmed_cancel(
+    provider: SmsOnlineProvider, emulator: SmsOnlineEmulator, body: str
+) -> None:
+    order = await rent(provider)
+    emulator.queue_raw("setRentStatus", body)
+    with pytest.raises(ProviderError) as raised:
+        await provider.cancel(order)
+    # The title of a Hero-style envelope is the token; a bare object is a lost answer.
+    if "title" in body:
+        assert type(raised.value) is BadCredentials
+    else:
+        assert isinstance(raised.value, PurchaseOutcomeUnknown)
+    assert emulator.rentals[int(order.order_id)].status == "active"
+    assert emulator.balance_of() < Decimal("100.00")  # nothing came back
+
+
 async def test_cancel_refused_after_20_minutes(
     provider: SmsOnlineProvider, emulator: SmsOnlineEmulator, clock: FakeClock
 ) -> None:

@@ -379,6 +379,9 @@ class SmsOnlineProvider:
         if body[0] not in "{[":
             return body, None
         data = self._http.json(response)
+        if isinstance(data, dict) and "status" not in data and isinstance(data.get("title"), str):
+            # Hero-SMS (SA-compatible) errors: HTTP 4xx with {"title": TOKEN, "details": text}.
+            return data["title"].strip() or "UNKNOWN", data
         if isinstance(data, dict) and str(data.get("status", "")).strip().lower() == "error":
             token = data.get("message", data.get("msg"))
             if not isinstance(token, str) or not token.strip():
@@ -409,6 +412,10 @@ class SmsOnlineProvider:
             raise self._error(action, token, response)
         if not isinstance(data, dict):
             raise self._http.unavailable(response, f"{action}: unexpected shape")
+        if "status" not in data and (response.status_code >= 400 or action == "setRentStatus"):
+            # A 4xx/5xx JSON is never a success; and setRentStatus's only success signal is
+            # {"status":"success"}: a body without it must not read as a confirmed cancel.
+            raise self._http.unavailable(response, f"{action}: no status in the answer")
         status = str(data.get("status", "success")).strip().lower()
         if status != "success":
             raise self._http.unavailable(response, f"{action}: unexpected status")
