@@ -19,7 +19,9 @@ from bot.providers import smsonline as smsonline_module
 from bot.providers.base import (
     AccountRestricted,
     BadCredentials,
+    CancelBlock,
     CancelNotAllowed,
+    CancelTerms,
     Capability,
     InsufficientBalance,
     InvalidRequest,
@@ -34,6 +36,7 @@ from bot.providers.base import (
     ProviderError,
     ProviderUnavailable,
     PurchaseOutcomeUnknown,
+    RefundScope,
     RemoteStatus,
     Unsupported,
 )
@@ -424,6 +427,43 @@ async def test_a_cancel_answer_without_success_is_not_a_confirmed_cancel(
         assert isinstance(raised.value, PurchaseOutcomeUnknown)
     assert emulator.rentals[int(order.order_id)].status == "active"
     assert emulator.balance_of() < Decimal("100.00")  # nothing came back
+
+
+async def test_cancel_says_what_came_back(
+    provider: SmsOnlineProvider, emulator: SmsOnlineEmulator, clock: FakeClock
+) -> None:
+    clean = await rent(provider)
+    assert (await provider.cancel(clean)).refund is RefundScope.ALL
+    assert emulator.balance_of() == Decimal("100.00")
+    with_sms = await rent(provider)
+    await emulator.inject_sms(int(with_sms.order_id), "code 4242")
+    outcome = await provider.cancel(with_sms)
+    # The docs leave the refund after an SMS open: confirmed, but not claimed as ALL.
+    assert outcome.refund is RefundScope.UNKNOWN
+    assert emulator.rentals[int(with_sms.order_id)].status == "cancelled"
+    renewed = replace(await rent(provider), renewed_at=clock.now())
+    assert (await provider.cancel(renewed)).refund is RefundScope.UNKNOWN
+
+
+def test_cancel_terms_by_the_20_minute_window(provider: SmsOnlineProvider) -> None:
+    bought = FakeClock().now()
+    order = Order("smsonline", "1", OrderKind.RENTAL, "1", "tg", "US", bought_at=bought)
+    minute = timedelta(minutes=1)
+    closes = bought + 20 * minute
+    fresh = provider.cancel_terms(order, [], bought + minute)
+    assert fresh == CancelTerms(None, RefundScope.ALL, closes_at=closes)
+    sms = provider.cancel_terms(order, [bought + minute], bought + 2 * minute)
+    assert (sms.blocked, sms.refund) == (None, RefundScope.UNKNOWN)
+    renewed = provider.cancel_terms(replace(order, renewed_at=bought), [], bought + minute)
+    assert renewed.refund is RefundScope.UNKNOWN
+    late = provider.cancel_terms(order, [], closes)
+    assert (late.blocked, late.refund, late.closes_at) == (
+        CancelBlock.TOO_LATE,
+        RefundScope.NONE,
+        closes,
+    )
+    assert provider.unclaimed_window(OrderKind.RENTAL) == 20 * minute
+    assert provider.listed_kinds == {OrderKind.RENTAL}
 
 
 async def test_cancel_refused_after_20_minutes(

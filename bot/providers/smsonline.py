@@ -741,16 +741,40 @@ class SmsOnlineProvider:
 
     def cancel_terms(self, order: Order, sms_at: Sequence[datetime], now: datetime) -> CancelTerms:
         """setRentStatus 2 refunds "only within the first 20 min", then CANT_CANCEL
-        (sms-activate-protocol.md, setRentStatus); an SMS alone does not forbid it there."""
+        (sms-activate-protocol.md §4, getRentNumber "Lifecycle"; the bought rent's start).
+
+        What comes back is left open in two cases, so the terms say UNKNOWN, not ALL: after an
+        SMS (the same "Lifecycle" line: SA refunds within 20 min whatever arrived, Get-SMS's
+        rent API refuses once an SMS came, and SMS.online's own setRentStatus page gives no
+        refund rule at all), and after a renewal (no source says whether it is returned)."""
         start = order.bought_at
-        closes = start + CANCEL_WINDOW if start is not None else None
-        if closes is not None and now >= closes:
+        if start is None:  # not stored yet: the provider's answer decides
+            return CancelTerms(None, RefundScope.ALL)
+        closes = start + CANCEL_WINDOW
+        if now >= closes:
             return CancelTerms(CancelBlock.TOO_LATE, RefundScope.NONE, closes_at=closes)
+        if order.renewed_at is not None or any(at >= start for at in sms_at):
+            return CancelTerms(None, RefundScope.UNKNOWN, closes_at=closes)
         return CancelTerms(None, RefundScope.ALL, closes_at=closes)
 
     async def cancel(self, order: Order) -> CancelOutcome:
+        """setRentStatus 2. Before it, getRentStatus tells whether an SMS came (after the cancel
+        the rent only answers STATUS_CANCEL): with one, or after a renewal, or when that read
+        fails, what came back is UNKNOWN (see :meth:`cancel_terms`); otherwise ALL."""
+        why = ""
+        if order.renewed_at is not None:
+            why = "renewed: the docs do not say whether a renewal is returned"
+        else:
+            try:
+                if (await self.state(order)).messages:
+                    why = "an SMS came: the docs leave the refund after an SMS open"
+            except (ProviderUnavailable, InvalidRequest) as exc:
+                why = f"whether an SMS came is unknown ({type(exc).__name__})"
         await self._set_status(order, 2)
-        return CancelOutcome(RefundScope.ALL, detail="setRentStatus 2: cancel with refund")
+        if why:
+            log.warning("smsonline: cancelled rent %s, refund unknown: %s", order.order_id, why)
+            return CancelOutcome(RefundScope.UNKNOWN, detail=f"setRentStatus 2: {why}")
+        return CancelOutcome(RefundScope.ALL, detail="setRentStatus 2 within 20 min, no SMS")
 
     @property
     def listed_kinds(self) -> frozenset[OrderKind]:
