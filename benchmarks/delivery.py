@@ -3,7 +3,7 @@
 Runs the whole bot (``tests.stack.running_stack``) against the four provider emulators over real
 HTTP on 127.0.0.1, with the Bot API faked in-process. ``--orders`` active orders (1,000 by
 default) are bought first, a quarter at each provider: Get-SMS and SMS-BUS activations, BEE-SMS
-7-day and SMS.online 72-hour rentals. Then every emulator answers each request after
+7-day and SMS.online 4-hour rentals. Then every emulator answers each request after
 ``--latency-ms`` (100 ms by default) and the watcher polls in real time: a round
 (:meth:`Watcher.tick`), then a pause of ``--interval`` seconds, as ``Watcher.run`` does (the
 stack gives the app a sleep that does not wait, so the rounds are driven here). Meanwhile
@@ -86,7 +86,7 @@ PLANS = (
     Plan("getsms", "tg", "RU", None, "activations"),
     Plan("smsbus", "tg", "RU", None, "activations"),
     Plan("beesms", "tg", "US", 24 * 7, "7-day rentals"),
-    Plan("smsonline", "tg", "US", 72, "72-hour rentals"),
+    Plan("smsonline", "tg", "US", 4, "4-hour rentals"),  # the one rent getRentPrices prices
 )
 
 
