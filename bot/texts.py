@@ -495,7 +495,12 @@ def price_rose(provider: str, price: str) -> str:
     )
 
 
-def cancelled(refunded: Money | None = None) -> str:
+def cancelled(refunded: Money | None = None, *, unknown: bool = False) -> str:
+    if unknown:
+        return _(
+            "Cancelled. The provider did not say what it gave back, so nothing was refunded "
+            "yet; write to /support if you expected a refund."
+        )
     if refunded is not None:
         return _("Cancelled. {amount} is back in your wallet.").format(amount=money(refunded))
     return _("Cancelled.")
@@ -522,6 +527,8 @@ def cancel_button(terms: CancelTerms, now: datetime) -> str | None:
         return None
     if terms.refund is RefundScope.NONE:
         return _("✖️ Cancel (no refund)")
+    if terms.refund is RefundScope.UNKNOWN:
+        return _("✖️ Cancel (refund not certain)")
     return _("✖️ Cancel")
 
 

@@ -25,6 +25,7 @@ from tests.test_flow_orders import (
     GETSMS_ACTIVATION,
     GETSMS_RENTAL,
     SMSBUS,
+    SMSONLINE,
     HeldAnswers,
     Purchase,
     alert_text,
@@ -340,3 +341,21 @@ async def test_an_order_nobody_owns_is_reported_to_the_admins(stack: Stack) -> N
         f"⚠️ Get-SMS has an active order {manual.order_id} ({manual.phone}) that no user of "
         "the bot owns. Check it in the provider's account."
     ]
+
+
+async def test_a_cancel_whose_refund_the_provider_leaves_open_refunds_nothing_and_says_so(
+    stack: Stack,
+) -> None:
+    user = await buyer(stack)
+    card, order = await buy(stack, user, SMSONLINE)
+    await deliver_sms(stack.suite, "smsonline", order.provider_order_id, "777000")
+    await stack.app.watcher.tick()
+    paid = await balance(stack)
+    await user.click(card.message_id, "🔄 Check SMS")  # the card now tells the rule
+
+    answer = await user.click(card.message_id, "✖️ Cancel (refund not certain)")
+
+    assert answer is not None and (answer.text or "").startswith(
+        "Cancelled. The provider did not say what it gave back"
+    )
+    assert await balance(stack) == paid  # nothing given on a guess

@@ -148,7 +148,7 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
         elif action is OrderAction.CANCEL:
             result = await orders.cancel(order)
             order = result.order
-            await answer(query, texts.cancelled(result.refunded))
+            await answer(query, texts.cancelled(result.refunded, unknown=result.refund_unknown))
         elif action is OrderAction.FINISH:
             order = (await orders.finish(order)).order
             await answer(query, texts.finished())

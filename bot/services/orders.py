@@ -85,6 +85,7 @@ class OrderView:
 class ActionResult:
     order: StoredOrder
     refunded: Money | None = None  # what went back to the user's wallet
+    refund_unknown: bool = False  # the provider confirmed but did not say what it returned
 
 
 def sms_times(messages: tuple[StoredMessage, ...] | list[StoredMessage]) -> list[datetime]:
@@ -346,7 +347,16 @@ class OrderService:
             outcome.refund.value,
             refunded,
         )
-        return ActionResult(closed, refunded)
+        unknown = outcome.refund is RefundScope.UNKNOWN
+        if unknown and self._billing.charges(order.user_id):
+            log.error(
+                "order %s: %s confirmed but what it returned is unknown: nothing refunded to "
+                "user %s; check the provider's account",
+                order.id,
+                provider.id,
+                order.user_id,
+            )
+        return ActionResult(closed, refunded, refund_unknown=unknown)
 
     async def _got_sms(self, order: StoredOrder) -> bool:
         return bool(await self._messages.list_for_order(order.id))
