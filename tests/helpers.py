@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+from aiohttp import web
 
 from bot.providers.http import ProviderHttp, RetryPolicy
 
@@ -26,3 +27,12 @@ def provider_http(
 ) -> ProviderHttp:
     """The shared HTTP rules for one provider, as the registry builds them, with the test key."""
     return ProviderHttp(provider, client, base_url, secrets=(key,), timeout=timeout, retry=retry)
+
+
+async def serve_locally(runner: web.AppRunner) -> str:
+    """Start ``runner`` on a free port of 127.0.0.1; its base URL."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return f"http://127.0.0.1:{port}"

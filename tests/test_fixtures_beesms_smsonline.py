@@ -37,7 +37,7 @@ from bot.providers.beesms import BeeSmsProvider
 from bot.providers.http import ProviderHttp, RetryPolicy
 from bot.providers.smsonline import SmsOnlineProvider, parse_webhook
 from tests.emulators.base import FakeClock
-from tests.helpers import provider_http
+from tests.helpers import provider_http, serve_locally
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROVIDERS = ("smsonline", "beesms")
@@ -99,11 +99,7 @@ class FixtureServer:
         return web.Response(text=f"no fixture for {call}", status=404)
 
     async def __aenter__(self) -> FixtureServer:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = await serve_locally(self.runner)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ from bot.providers.base import Offer, Order, OrderKind, Provider
 from bot.providers.getsms import GetSmsProvider
 from bot.providers.http import RetryPolicy
 from bot.providers.smsbus import SmsBusProvider
-from tests.helpers import provider_http
+from tests.helpers import provider_http, serve_locally
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "fixture-Key-0042"
@@ -47,11 +47,7 @@ class BodyServer:
         return web.json_response(self.fixture["body"], status=self.fixture["http_status"])
 
     async def __aenter__(self) -> BodyServer:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = await serve_locally(self.runner)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
