@@ -35,6 +35,8 @@ class MenuAction(enum.StrEnum):
     NUMBERS = "n"
     LANGUAGE = "l"
     HELP = "h"
+    WALLET = "w"
+    SETTINGS = "s"
 
 
 class Menu(CallbackData, prefix="m1"):

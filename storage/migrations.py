@@ -245,6 +245,15 @@ CREATE TABLE provider_notices (
 ) WITHOUT ROWID;
 """
 
+V8_USER_PROFILE = """
+-- The user's name and @username as Telegram last reported them (for the admins' /user and
+-- /users), and the time zone they chose in /settings (NULL: UTC).
+ALTER TABLE users ADD COLUMN full_name TEXT;
+ALTER TABLE users ADD COLUMN username TEXT;  -- without the @, as Telegram spells it
+ALTER TABLE users ADD COLUMN timezone TEXT;  -- an IANA zone name
+CREATE INDEX users_by_username ON users (lower(username)) WHERE username IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -253,6 +262,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "delivery attempts", V5_DELIVERY_ATTEMPTS),
     Migration(6, "fsm", V6_FSM),
     Migration(7, "provider notices", V7_PROVIDER_NOTICES),
+    Migration(8, "user profile", V8_USER_PROFILE),
 )
 
 

@@ -38,6 +38,9 @@ class User:
     telegram_language: str | None = None  # what Telegram last said; ``language`` is a choice
     access: Access = Access.NONE  # private mode: may this user buy?
     blocked: bool = False  # blocked by an admin: refused everywhere
+    full_name: str | None = None  # as Telegram last reported it
+    username: str | None = None  # without the @
+    timezone: str | None = None  # IANA name chosen in /settings; None: UTC
 
 
 @dataclass(frozen=True, slots=True)

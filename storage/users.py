@@ -19,6 +19,9 @@ def _user(row: sqlite3.Row) -> User:
         telegram_language=row["telegram_language"],
         access=Access(row["access"]),
         blocked=bool(row["blocked"]),
+        full_name=row["full_name"],
+        username=row["username"],
+        timezone=row["timezone"],
     )
 
 
