@@ -254,6 +254,36 @@ ALTER TABLE users ADD COLUMN timezone TEXT;  -- an IANA zone name
 CREATE INDEX users_by_username ON users (lower(username)) WHERE username IS NOT NULL;
 """
 
+V9_BROADCASTS = """
+-- Admin broadcasts: the message, and each recipient's delivery state, so a broadcast a restart
+-- interrupted continues where it stopped and nobody gets it twice.
+CREATE TABLE broadcasts (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    admin_id            INTEGER NOT NULL,   -- who wrote it
+    text                TEXT NOT NULL,      -- Telegram HTML, as the admin formatted it
+    status              TEXT NOT NULL DEFAULT 'draft'
+                        CHECK (status IN ('draft', 'sending', 'done', 'cancelled')),
+    progress_chat_id    INTEGER,            -- the message showing "sent N/M" to the admin
+    progress_message_id INTEGER,
+    created_at          TEXT NOT NULL,
+    started_at          TEXT,
+    finished_at         TEXT
+);
+CREATE INDEX broadcasts_sending ON broadcasts (id) WHERE status = 'sending';
+
+CREATE TABLE broadcast_deliveries (
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    status       TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'sent', 'blocked', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    updated_at   TEXT,
+    PRIMARY KEY (broadcast_id, user_id)
+);
+CREATE INDEX broadcast_deliveries_pending ON broadcast_deliveries (broadcast_id, user_id)
+    WHERE status = 'pending';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -263,6 +293,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "fsm", V6_FSM),
     Migration(7, "provider notices", V7_PROVIDER_NOTICES),
     Migration(8, "user profile", V8_USER_PROFILE),
+    Migration(9, "broadcasts", V9_BROADCASTS),
 )
 
 
