@@ -284,6 +284,65 @@ CREATE INDEX broadcast_deliveries_pending ON broadcast_deliveries (broadcast_id,
     WHERE status = 'pending';
 """
 
+V10_OFFER_STATS = """
+-- How each offer delivers (issue #12), learnt once per order: the order's outcome is written on
+-- the order (stats_outcome: code, no_code, cancelled or banned; NULL while not known) in the
+-- transaction that stores its first SMS or closes it, and folded into the aggregates below in
+-- that same transaction, so a tap reads a few rows instead of scanning history.
+ALTER TABLE orders ADD COLUMN stats_outcome TEXT
+    CHECK (stats_outcome IN ('code', 'no_code', 'cancelled', 'banned'));
+
+-- Lifetime counts per offer (provider x service x country x kind).
+CREATE TABLE offer_stats (
+    provider     TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    country      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    samples      INTEGER NOT NULL DEFAULT 0,   -- outcomes recorded (also the ring's next slot)
+    codes        INTEGER NOT NULL DEFAULT 0,
+    no_code      INTEGER NOT NULL DEFAULT 0,
+    cancelled    INTEGER NOT NULL DEFAULT 0,
+    banned       INTEGER NOT NULL DEFAULT 0,
+    code_seconds INTEGER NOT NULL DEFAULT 0,   -- sum of the times to the first SMS
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (provider, service, country, kind)
+);
+
+-- The latest outcomes per offer, a ring of a fixed size (slot = sample number modulo its
+-- size): recent share and typical time come from at most that many rows.
+CREATE TABLE offer_recent (
+    provider TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    country  TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    slot     INTEGER NOT NULL,
+    order_id INTEGER NOT NULL,
+    outcome  TEXT NOT NULL CHECK (outcome IN ('code', 'no_code', 'cancelled', 'banned')),
+    seconds  INTEGER,                          -- time to the first SMS (outcome code)
+    at       TEXT NOT NULL,
+    PRIMARY KEY (provider, service, country, kind, slot)
+);
+
+-- "Tell me when": a user asks to hear once when a (service, country) has numbers, or an
+-- offer under max_price (in currency, the display currency then). fired_at is set once, by
+-- the one check that sends the message (a conditional UPDATE: two processes cannot both).
+CREATE TABLE stock_alerts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    service    TEXT NOT NULL,
+    country    TEXT NOT NULL,
+    max_price  TEXT,                          -- Decimal text; NULL: any offer in stock
+    currency   TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    checked_at TEXT,
+    fired_at   TEXT,
+    CHECK ((max_price IS NULL) = (currency IS NULL))
+);
+CREATE INDEX stock_alerts_pending ON stock_alerts (service, country) WHERE fired_at IS NULL;
+CREATE INDEX stock_alerts_by_user ON stock_alerts (user_id, id) WHERE fired_at IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -294,6 +353,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "provider notices", V7_PROVIDER_NOTICES),
     Migration(8, "user profile", V8_USER_PROFILE),
     Migration(9, "broadcasts", V9_BROADCASTS),
+    Migration(10, "offer stats", V10_OFFER_STATS),
 )
 
 
