@@ -130,3 +130,18 @@ class BlockUser(CallbackData, prefix="bu1"):
 
 class SetLanguage(CallbackData, prefix="lg1"):
     code: str
+
+
+class AlertAsk(CallbackData, prefix="al1"):
+    """Tell me when the pair gets numbers (``under`` empty), or an offer at most ``under``
+    (display currency, as text; checked again by the handler)."""
+
+    service: Code
+    country: Code
+    under: Annotated[str, Field(max_length=16)]
+
+
+class AlertRemove(CallbackData, prefix="ar1"):
+    """Remove one of the user's alerts (from /alerts)."""
+
+    alert_id: RowId

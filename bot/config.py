@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     )
     auto_renew_before: Annotated[timedelta, NoDecode] = timedelta(minutes=30)
     reconcile_interval: float = Field(default=180.0, gt=0, le=3600)
+    # How offers deliver: a badge once an offer has this many recent outcomes (of the last 100
+    # kept per offer); an offer "delivers well" when at least this share of them got a code.
+    offer_stats_min_samples: int = Field(default=20, ge=1, le=100)
+    offer_stats_good_percent: int = Field(default=70, ge=1, le=100)
+    # "Tell me when" alerts: checked every this many seconds; an alert lapses after a while.
+    stock_alert_interval: float = Field(default=300.0, gt=0, le=86_400)
+    stock_alert_lifetime: Annotated[timedelta, NoDecode] = timedelta(days=7)
     support_contact: str | None = None
     terms_text: str | None = None
     terms_url: str | None = None
@@ -226,7 +233,7 @@ class Settings(BaseSettings):
         leads = {parse_duration(part) for part in value.split(",") if part.strip()}
         return tuple(sorted(leads, reverse=True))
 
-    @field_validator("auto_renew_before", mode="before")
+    @field_validator("auto_renew_before", "stock_alert_lifetime", mode="before")
     @classmethod
     def _parse_lead(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

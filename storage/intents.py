@@ -27,6 +27,7 @@ from storage.codec import (
 from storage.db import Database, StorageError, Tx
 from storage.ledger import capture_in, hold_in, refund_in, release_in
 from storage.models import OrderStatus, StoredOrder
+from storage.offer_stats import record_close
 from storage.orders import insert_order, select_order
 
 
@@ -367,8 +368,9 @@ async def _close_active(
     remote_status: RemoteStatus | None,
     now: datetime,
 ) -> int:
-    """Move an active order to ``status`` inside ``tx``; 1 if this call moved it."""
-    return await tx.execute(
+    """Move an active order to ``status`` inside ``tx``; 1 if this call moved it (and learnt
+    how its offer delivered)."""
+    changed = await tx.execute(
         "UPDATE orders SET status = ?, remote_status = COALESCE(?, remote_status), "
         "updated_at = ? WHERE id = ? AND status = 'active'",
         (
@@ -378,3 +380,6 @@ async def _close_active(
             order_id,
         ),
     )
+    if changed == 1:
+        await record_close(tx, order_id, status, now)
+    return changed

@@ -19,6 +19,7 @@ from bot.domain import Sms
 from storage.codec import decode_opt_time, decode_time, encode_opt_time, encode_time
 from storage.db import Database
 from storage.models import StoredMessage
+from storage.offer_stats import record_first_sms
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
@@ -79,6 +80,8 @@ class MessagesRepo:
                 )
                 if row is not None:
                     added.append(_message(row))
+            if added:  # how the order's offer delivered: learnt with its first SMS, once
+                await record_first_sms(tx, order_id)
         return added
 
     async def undelivered(self, order_id: int | None = None) -> list[StoredMessage]:

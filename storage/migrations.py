@@ -292,7 +292,7 @@ V10_OFFER_STATS = """
 ALTER TABLE orders ADD COLUMN stats_outcome TEXT
     CHECK (stats_outcome IN ('code', 'no_code', 'cancelled', 'banned'));
 
--- Lifetime counts per offer (provider x service x country x kind).
+-- Counts per offer (provider x service x country x kind): lifetime, and of the recent ring.
 CREATE TABLE offer_stats (
     provider     TEXT NOT NULL,
     service      TEXT NOT NULL,
@@ -304,6 +304,8 @@ CREATE TABLE offer_stats (
     cancelled    INTEGER NOT NULL DEFAULT 0,
     banned       INTEGER NOT NULL DEFAULT 0,
     code_seconds INTEGER NOT NULL DEFAULT 0,   -- sum of the times to the first SMS
+    recent       INTEGER NOT NULL DEFAULT 0,   -- outcomes in the ring below (at most its size)
+    recent_codes INTEGER NOT NULL DEFAULT 0,   -- of which codes
     updated_at   TEXT NOT NULL,
     PRIMARY KEY (provider, service, country, kind)
 );

@@ -20,6 +20,7 @@ from storage.codec import (
 )
 from storage.db import Database, StorageError, Tx
 from storage.models import OrderStatus, StoredOrder
+from storage.offer_stats import record_close
 
 _ACTIVE = OrderStatus.ACTIVE.value
 
@@ -183,6 +184,8 @@ class OrdersRepo:
                 "updated_at = ? WHERE id = ? AND status = 'active'",
                 (status.value, _opt_value(remote_status), encode_time(now), order_id),
             )
+            if changed == 1:  # how the order's offer delivered, learnt once
+                await record_close(tx, order_id, status, now)
         return changed == 1
 
     async def set_remote_status(
