@@ -23,6 +23,7 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
 from bot.handlers import access as access_handlers
 from bot.handlers import admin as admin_handlers
+from bot.handlers import alerts as alert_handlers
 from bot.handlers import buy, errors, language, numbers, start, support
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
@@ -44,12 +45,14 @@ from bot.services.catalog import CatalogService
 from bot.services.delivery import Watcher, WatchSettings
 from bot.services.messenger import Messenger
 from bot.services.notifier import Notifier
+from bot.services.offer_stats import OfferStatsService
 from bot.services.offers import OfferService
 from bot.services.orders import OrderService
 from bot.services.price_alerts import PriceAlerts
 from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
 from bot.services.reconcile import Reconciler
+from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import WalletService
 from bot.webhook import RentalHooks, start_webhook
 from storage.db import Database
@@ -58,10 +61,12 @@ from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.notices import NoticesRepo
+from storage.offer_stats import OfferStatsRepo
 from storage.orders import OrdersRepo
 from storage.quotes import QuotesRepo
 from storage.reminders import RemindersRepo
 from storage.stats import StatsRepo
+from storage.stock_alerts import StockAlertsRepo
 from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
@@ -82,6 +87,7 @@ class App:
     i18n: I18n
     watcher: Watcher
     reconciler: Reconciler
+    stock_alerts: StockAlertService
 
     async def close(self) -> None:
         await self.bot.session.close()
@@ -184,7 +190,6 @@ async def create_app(
             billing=billing,
         ),
         wallet=wallet,
-        billing=billing,  # who pays from a wallet (the confirm screen shows their balance)
     )
     dp.update.outer_middleware(UserMiddleware(users, clock))
     UserLocaleMiddleware(i18n).setup(dp)
@@ -193,6 +198,24 @@ async def create_app(
     admin = AdminService(providers, StatsRepo(db), clock, settings.low_balance_alert)
     dp["admin"] = admin
     dp["price_alerts"] = price_alerts
+    # How offers deliver (badges, the best pick, the admins' table) and "tell me when" alerts.
+    offer_stats = OfferStatsService(
+        OfferStatsRepo(db),
+        min_samples=settings.offer_stats_min_samples,
+        good_share=settings.offer_stats_good_percent / 100,
+    )
+    dp["offer_stats"] = offer_stats
+    stock_alerts = StockAlertService(
+        StockAlertsRepo(db),
+        offers,
+        clock,
+        currency=settings.display_currency,
+        interval=settings.stock_alert_interval,
+        lifetime=settings.stock_alert_lifetime,
+        ranking=offer_stats,
+        sleep=sleep or asyncio.sleep,
+    )
+    dp["stock_alerts"] = stock_alerts
     rate_limit = RateLimit(
         clock,
         limit=settings.rate_limit_count,
@@ -216,10 +239,11 @@ async def create_app(
         buy,
         numbers,
         support,
+        alert_handlers,
         errors,
     )
     routers = {module: module.setup() for module in modules}
-    for spending in (routers[buy], routers[numbers]):
+    for spending in (routers[buy], routers[numbers], routers[alert_handlers]):
         spending.message.middleware(buyers)
         spending.callback_query.middleware(buyers)
     for router in routers.values():
@@ -229,6 +253,7 @@ async def create_app(
     messenger = Messenger(notifier, users, i18n)
     dp["messenger"] = messenger
     price_alerts.attach(messenger)
+    stock_alerts.attach(alert_handlers.sender(messenger))
     reconciler = Reconciler(
         providers,
         intents,
@@ -262,7 +287,7 @@ async def create_app(
             auto_renew_before=settings.auto_renew_before,
         ),
     )
-    return App(settings, db, http, providers, bot, dp, i18n, watcher, reconciler)
+    return App(settings, db, http, providers, bot, dp, i18n, watcher, reconciler, stock_alerts)
 
 
 async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
@@ -273,6 +298,7 @@ async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
                 BotCommand(command="start", description=_("Main menu")),
                 BotCommand(command="buy", description=_("Get a number")),
                 BotCommand(command="numbers", description=_("My numbers")),
+                BotCommand(command="alerts", description=_("My alerts")),
                 BotCommand(command="help", description=_("How it works")),
                 BotCommand(command="language", description=_("Change the language")),
                 BotCommand(command="support", description=_("Contact support")),
@@ -296,6 +322,7 @@ async def serve(settings: Settings) -> None:
         log.warning("ADMIN_IDS is empty: nobody may get numbers until you add your user id")
     watching = asyncio.create_task(app.watcher.run(), name="watcher")
     reconciling = asyncio.create_task(app.reconciler.run(), name="reconciler")
+    alerting = asyncio.create_task(app.stock_alerts.run(), name="stock alerts")
     webhook = None
     try:
         secret = settings.webhook_secret()
@@ -308,8 +335,10 @@ async def serve(settings: Settings) -> None:
     finally:
         app.watcher.stop()
         app.reconciler.stop()
+        app.stock_alerts.stop()
         await watching
         await reconciling
+        await alerting
         if webhook is not None:
             await webhook.cleanup()
         await app.close()

@@ -13,6 +13,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
 from bot.callbacks import (
+    AlertAsk,
+    AlertRemove,
     AskAccess,
     BlockUser,
     Confirm,
@@ -38,6 +40,7 @@ from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption
 from bot.services.offers import PricedOffer, offer_token
 from storage.models import StoredOrder
 from storage.quotes import Quote
+from storage.stock_alerts import StockAlert
 
 SERVICES_PER_PAGE = 10
 COUNTRIES_PER_PAGE = 10
@@ -47,16 +50,13 @@ def pages(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
 
 
-def main_menu(*, wallet: bool = False) -> InlineKeyboardMarkup:
-    """The main menu; ``wallet``: users pay from wallets here (a Wallet button)."""
+def main_menu() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("📲 Buy a number"), callback_data=Menu(action=MenuAction.BUY))
     kb.button(text=_("📋 My numbers"), callback_data=Menu(action=MenuAction.NUMBERS))
-    if wallet:
-        kb.button(text=_("💰 Wallet"), callback_data=Menu(action=MenuAction.WALLET))
     kb.button(text=_("🌐 Language"), callback_data=Menu(action=MenuAction.LANGUAGE))
     kb.button(text=_("❓ Help"), callback_data=Menu(action=MenuAction.HELP))
-    kb.adjust(1, 2 if wallet else 1, 2)
+    kb.adjust(1, 1, 2)
     return kb.as_markup()
 
 
@@ -392,26 +392,6 @@ def need_top_up() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def not_enough(missing: Money, service: str, country: str, *, exact: bool) -> InlineKeyboardMarkup:
-    """Not enough money: top up exactly ``missing`` (when ``exact``), a preset, or go back to
-    the offers. The exact amount only chooses what to pay in Stars: the price stays the
-    server's, checked again after the payment."""
-    kb = InlineKeyboardBuilder()
-    if exact:
-        kb.button(
-            text=_("⭐ Top up {amount}").format(amount=texts.money(missing)),
-            callback_data=TopUp(amount=str(missing.amount)),
-        )
-    for amount in TOP_UP_AMOUNTS:
-        kb.button(
-            text=f"⭐ {texts.money(Money(Decimal(amount), missing.currency))}",
-            callback_data=TopUp(amount=amount),
-        )
-    kb.button(text=_("« Back"), callback_data=PickCountry(service=service, country=country))
-    kb.adjust(*((1,) if exact else ()), len(TOP_UP_AMOUNTS), 1)
-    return kb.as_markup()
-
-
 def user_card(user_id: int, blocked: bool) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("✅ Approve"), callback_data=DecideAccess(user_id=user_id, approve=True))
@@ -419,4 +399,49 @@ def user_card(user_id: int, blocked: bool) -> InlineKeyboardMarkup:
     label = _("🔓 Unblock") if blocked else _("⛔ Block")
     kb.button(text=label, callback_data=BlockUser(user_id=user_id, blocked=not blocked))
     kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+# --- "tell me when" alerts ------------------------------------------------------------------
+
+
+def alert_button(service: str, country: str, under: Money | None = None) -> InlineKeyboardButton:
+    """For the offers screen: be told once when the pair has numbers (``under`` None) or an
+    offer at most ``under`` (display currency)."""
+    ask = AlertAsk(
+        service=service,
+        country=country,
+        under="" if under is None else format(under.amount.normalize(), "f"),
+    )
+    return InlineKeyboardButton(text=texts.alert_button(under), callback_data=ask.pack())
+
+
+def alerts(pending: Sequence[StockAlert]) -> InlineKeyboardMarkup:
+    """/alerts: a ✖️ per alert (numbered as listed), then the menu."""
+    kb = InlineKeyboardBuilder()
+    for place, alert in enumerate(pending, start=1):
+        kb.button(text=f"✖️ {place}", callback_data=AlertRemove(alert_id=alert.id))
+    kb.adjust(5)
+    kb.row(
+        InlineKeyboardButton(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU).pack())
+    )
+    return kb.as_markup()
+
+
+def alert_fired(priced: PricedOffer) -> InlineKeyboardMarkup:
+    """Under a fired alert: the offer (to its confirmation), all offers there, the menu."""
+    offer = priced.offer
+    kb = InlineKeyboardBuilder()
+    kb.row(
+        InlineKeyboardButton(
+            text=texts.offer_button(priced), callback_data=offer_key(priced).pack()
+        )
+    )
+    kb.row(
+        InlineKeyboardButton(
+            text=_("📋 All offers"),
+            callback_data=PickCountry(service=offer.service, country=offer.country).pack(),
+        ),
+        InlineKeyboardButton(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU).pack()),
+    )
     return kb.as_markup()

@@ -32,11 +32,12 @@ from bot.providers.base import (
     Unsupported,
 )
 from bot.providers.registry import PROVIDER_TITLES
+from bot.services.offer_stats import Badge, Best, BestReason, DeliveryTable, TableRow
 from bot.services.offers import PricedOffer
 from storage.intents import Intent
-from storage.ledger import HistoryItem, Operation
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
+from storage.stock_alerts import StockAlert
 
 # Telegram takes at most 4,096 characters (UTF-16 code units, after entity parsing) in a message.
 # Provider text is bounded so that no push and no card can exceed it, whatever was received.
@@ -121,8 +122,8 @@ def welcome(name: str) -> str:
     ).format(name=escape(name))
 
 
-def help_text(*, wallets: bool = False) -> str:
-    text = _(
+def help_text() -> str:
+    return _(
         "<b>How it works</b>\n"
         "1. Pick a service (Telegram, WhatsApp, Google…) and a country.\n"
         "2. Compare the offers of every provider, cheapest first, and buy one.\n"
@@ -130,11 +131,6 @@ def help_text(*, wallets: bool = False) -> str:
         "/buy — get a number\n/numbers — your numbers\n/language — change the language\n"
         "/support — contact the operator\n/terms — terms and refund rules"
     )
-    if wallets:
-        text += "\n" + _(
-            "/wallet — 💰 Wallet: your balance, top-ups with Telegram Stars and history"
-        )
-    return text
 
 
 def support(contact: str | None) -> str:
@@ -702,52 +698,10 @@ def not_enough_balance(price: Money, balance: Money, missing: Money) -> str:
     ).format(price=money(price), balance=money(balance), missing=money(missing))
 
 
-def confirm_wallet(price: Money, balance: Money) -> str:
-    """Under a confirmation, for a user who pays from the wallet."""
-    if balance.amount >= price.amount:
-        left = Money(balance.amount - price.amount, balance.currency)
-        return _("💰 Your wallet: {balance}. Left after purchase: <b>{left}</b>").format(
-            balance=money(balance), left=money(left)
-        )
-    missing = Money(price.amount - balance.amount, price.currency)
-    return _("💰 Your wallet: {balance}. Not enough: <b>{missing}</b> more is needed.").format(
-        balance=money(balance), missing=money(missing)
+def wallet(balance: Money) -> str:
+    return _("<b>Your wallet</b>: {balance}\nTop up with Telegram Stars:").format(
+        balance=money(balance)
     )
-
-
-def signed_money(value: Money) -> str:
-    """+$5.00 / −$0.55: a wallet operation's effect."""
-    sign = "+" if value.amount > 0 else "−" if value.amount < 0 else ""
-    return sign + money(Money(abs(value.amount), value.currency))
-
-
-def history_line(item: HistoryItem) -> str:
-    what = ""
-    if item.service is not None and item.country is not None:
-        what = f"{escape(identifiers.service_name(item.service))}, {country(item.country)}"
-    labels = {
-        Operation.TOPUP: _("⭐ Top-up"),
-        Operation.PURCHASE: _("📲 Purchase: {what}"),
-        Operation.RENEWAL: _("🔄 Renewal: {what}"),
-        Operation.REFUND: _("↩️ Refund: {what}"),
-        Operation.CREDIT: _("💰 Added by the operator"),
-        Operation.DEBIT: _("💰 Taken by the operator"),
-    }
-    label = labels[item.operation].format(what=what or "—")
-    if item.pending:
-        label += " " + _("(in progress)")
-    return f"{when(item.created_at)} · <b>{signed_money(item.amount)}</b> · {label}"
-
-
-def wallet(balance: Money, history: list[HistoryItem] | None = None) -> str:
-    text = _("<b>Your wallet</b>: {balance}").format(balance=money(balance))
-    if history is not None:
-        if history:
-            lines = "\n".join(history_line(item) for item in history)
-            text += "\n\n" + _("<b>Latest operations</b>, newest first:") + "\n" + lines
-        else:
-            text += "\n\n" + _("No operations yet.")
-    return text + "\n\n" + _("Top up with Telegram Stars:")
 
 
 def invoice_title(amount: Money) -> str:
@@ -982,3 +936,158 @@ def provider_error(exc: ProviderError) -> str:
     return _("{provider} is not answering. Try again in a minute or pick another offer.").format(
         provider=name
     )
+
+
+# --- how offers deliver (bot.services.offer_stats) -------------------------------------------
+
+
+def typical_time(seconds: int) -> str:
+    """A rough duration: "~40 s", "~3 min", "~2 h"."""
+    if seconds < 90:
+        return _("~{n} s").format(n=max(1, seconds))
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return _("~{n} min").format(n=minutes)
+    return _("~{n} h").format(n=round(seconds / 3600))
+
+
+def percent(value: int) -> str:
+    return _("{percent}%").format(percent=value)
+
+
+def offer_badge(badge: Badge) -> str:
+    """How an offer delivered recently: "✅ 92% · ~40 s" (⚠️ when it does not deliver well)."""
+    text = f"{'✅' if badge.good else '⚠️'} {percent(badge.percent)}"
+    if badge.typical_seconds is not None:
+        text += f" · {typical_time(badge.typical_seconds)}"
+    return text
+
+
+def best_reason(best: Best) -> str:
+    """Why the best pick is the best, in one line."""
+    badge = best.badge
+    if best.reason is BestReason.DELIVERS_WELL and badge is not None:
+        if badge.typical_seconds is None:
+            return _(
+                "⭐ Best pick: the cheapest offer that delivers well: {percent} of its recent "
+                "orders got a code."
+            ).format(percent=percent(badge.percent))
+        return _(
+            "⭐ Best pick: the cheapest offer that delivers well: {percent} of its recent "
+            "orders got a code, typically in {time}."
+        ).format(percent=percent(badge.percent), time=typical_time(badge.typical_seconds))
+    if best.reason is BestReason.LEAST_BAD and badge is not None:
+        return _(
+            "⭐ Best pick: no offer delivers well right now; this one got a code most often "
+            "({percent} of its recent orders)."
+        ).format(percent=percent(badge.percent))
+    return _("⭐ Best pick: the cheapest offer; too few orders yet to tell how well it delivers.")
+
+
+def _kind_word(value: str) -> str:
+    return _("activation") if value == OrderKind.ACTIVATION else _("rental")
+
+
+def _delivery_row(row: TableRow) -> str:
+    ref, figures = row.figures.ref, row.figures
+    orders = _("{n} recent order", "{n} recent orders", figures.recent).format(n=figures.recent)
+    return (
+        f"• {title(ref.provider)} · {escape(identifiers.service_name(ref.service))} · "
+        f"{country(ref.country)} · {_kind_word(ref.kind)}: {offer_badge(row.badge)} ({orders})"
+    )
+
+
+def delivery_table(table: DeliveryTable) -> str:
+    """For the admins: the offers that deliver best and worst, by their recent orders."""
+    if not table.best and not table.worst:
+        return _("📊 Delivery: no offer has {n} recent orders yet.").format(n=table.min_samples)
+    lines = [
+        _("📊 <b>Delivery</b> (offers with at least {n} recent orders)").format(
+            n=table.min_samples
+        )
+    ]
+    if table.best:
+        lines += ["", _("<b>Best</b>"), *(_delivery_row(row) for row in table.best)]
+    if table.worst:
+        lines += ["", _("<b>Worst</b>"), *(_delivery_row(row) for row in table.worst)]
+    return "\n".join(lines)
+
+
+# --- "tell me when" alerts (bot.services.stock_alerts) ---------------------------------------
+
+
+def alert_button(under: Money | None) -> str:
+    if under is None:
+        return _("🔔 Notify me when available")
+    return _("🔔 Notify me under {price}").format(price=money(under))
+
+
+def _alert_wish(alert: StockAlert) -> str:
+    if alert.max_price is None:
+        return _("when numbers are available")
+    return _("when an offer is at most {price}").format(price=money(alert.max_price))
+
+
+def _alert_pair(alert: StockAlert) -> str:
+    return _("<b>{service}</b> in {country}").format(
+        service=escape(identifiers.service_name(alert.service)), country=country(alert.country)
+    )
+
+
+def alert_created(alert: StockAlert) -> str:
+    return _(
+        "🔔 Done: I'll tell you once, {wish}, for {service} in {country} (until {until})."
+    ).format(
+        wish=_alert_wish(alert),
+        service=identifiers.service_name(alert.service),
+        country=identifiers.country_name(alert.country, locale()),
+        until=when(alert.expires_at),
+    )
+
+
+def alert_exists() -> str:
+    return _("🔔 You asked for this already: I'll tell you once it happens.")
+
+
+def alert_too_many(limit: int) -> str:
+    return _(
+        "You have {n} alert already: remove one in /alerts first.",
+        "You have {n} alerts already: remove one in /alerts first.",
+        limit,
+    ).format(n=limit)
+
+
+def alerts_list(alerts: list[StockAlert]) -> str:
+    if not alerts:
+        return _(
+            "🔔 You have no alerts. When a country has no numbers, or they cost more than you "
+            "like, the offers screen lets you ask to be told once that changes."
+        )
+    lines = [_("🔔 <b>Your alerts</b>")]
+    for place, alert in enumerate(alerts, start=1):
+        lines.append(f"{place}. {_alert_pair(alert)}: {_alert_wish(alert)}")
+    lines += ["", _("Each one tells you once, then ends. ✖️ removes one.")]
+    return "\n".join(lines)
+
+
+def alert_removed() -> str:
+    return _("Alert removed.")
+
+
+def alert_gone() -> str:
+    return _("That alert is no longer there.")
+
+
+def alert_fired(alert: StockAlert, priced: PricedOffer) -> str:
+    offer = priced.offer
+    if alert.max_price is None:
+        head = _("🔔 {pair}: numbers are available now, {price} at {provider}.")
+    else:
+        head = _("🔔 {pair}: an offer at {price} at {provider}, within your {limit}.")
+    text = head.format(
+        pair=_alert_pair(alert),
+        price=money(priced.display_price),
+        provider=title(offer.provider),
+        limit=money(alert.max_price),
+    )
+    return text + "\n" + _("Tap the offer to buy it: the price is checked again before you pay.")
