@@ -190,6 +190,7 @@ async def create_app(
             billing=billing,
         ),
         wallet=wallet,
+        billing=billing,  # who pays from a wallet (the confirm screen shows their balance)
     )
     dp.update.outer_middleware(UserMiddleware(users, clock))
     UserLocaleMiddleware(i18n).setup(dp)

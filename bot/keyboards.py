@@ -50,13 +50,16 @@ def pages(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
 
 
-def main_menu() -> InlineKeyboardMarkup:
+def main_menu(*, wallet: bool = False) -> InlineKeyboardMarkup:
+    """The main menu; ``wallet``: users pay from wallets here (a Wallet button)."""
     kb = InlineKeyboardBuilder()
     kb.button(text=_("📲 Buy a number"), callback_data=Menu(action=MenuAction.BUY))
     kb.button(text=_("📋 My numbers"), callback_data=Menu(action=MenuAction.NUMBERS))
+    if wallet:
+        kb.button(text=_("💰 Wallet"), callback_data=Menu(action=MenuAction.WALLET))
     kb.button(text=_("🌐 Language"), callback_data=Menu(action=MenuAction.LANGUAGE))
     kb.button(text=_("❓ Help"), callback_data=Menu(action=MenuAction.HELP))
-    kb.adjust(1, 1, 2)
+    kb.adjust(1, 2 if wallet else 1, 2)
     return kb.as_markup()
 
 
@@ -389,6 +392,26 @@ def top_up(currency: str) -> InlineKeyboardMarkup:
 def need_top_up() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("⭐ Top up"), callback_data=TopUp(amount="0"))
+    return kb.as_markup()
+
+
+def not_enough(missing: Money, service: str, country: str, *, exact: bool) -> InlineKeyboardMarkup:
+    """Not enough money: top up exactly ``missing`` (when ``exact``), a preset, or go back to
+    the offers. The exact amount only chooses what to pay in Stars: the price stays the
+    server's, checked again after the payment."""
+    kb = InlineKeyboardBuilder()
+    if exact:
+        kb.button(
+            text=_("⭐ Top up {amount}").format(amount=texts.money(missing)),
+            callback_data=TopUp(amount=str(missing.amount)),
+        )
+    for amount in TOP_UP_AMOUNTS:
+        kb.button(
+            text=f"⭐ {texts.money(Money(Decimal(amount), missing.currency))}",
+            callback_data=TopUp(amount=amount),
+        )
+    kb.button(text=_("« Back"), callback_data=PickCountry(service=service, country=country))
+    kb.adjust(*((1,) if exact else ()), len(TOP_UP_AMOUNTS), 1)
     return kb.as_markup()
 
 

@@ -35,6 +35,7 @@ from bot.providers.registry import PROVIDER_TITLES
 from bot.services.offer_stats import Badge, Best, BestReason, DeliveryTable, TableRow
 from bot.services.offers import PricedOffer
 from storage.intents import Intent
+from storage.ledger import HistoryItem, Operation
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
 from storage.stock_alerts import StockAlert
@@ -122,8 +123,8 @@ def welcome(name: str) -> str:
     ).format(name=escape(name))
 
 
-def help_text() -> str:
-    return _(
+def help_text(*, wallets: bool = False) -> str:
+    text = _(
         "<b>How it works</b>\n"
         "1. Pick a service (Telegram, WhatsApp, Google…) and a country.\n"
         "2. Compare the offers of every provider, cheapest first, and buy one.\n"
@@ -131,6 +132,11 @@ def help_text() -> str:
         "/buy — get a number\n/numbers — your numbers\n/language — change the language\n"
         "/support — contact the operator\n/terms — terms and refund rules"
     )
+    if wallets:
+        text += "\n" + _(
+            "/wallet — 💰 Wallet: your balance, top-ups with Telegram Stars and history"
+        )
+    return text
 
 
 def support(contact: str | None) -> str:
@@ -698,10 +704,52 @@ def not_enough_balance(price: Money, balance: Money, missing: Money) -> str:
     ).format(price=money(price), balance=money(balance), missing=money(missing))
 
 
-def wallet(balance: Money) -> str:
-    return _("<b>Your wallet</b>: {balance}\nTop up with Telegram Stars:").format(
-        balance=money(balance)
+def confirm_wallet(price: Money, balance: Money) -> str:
+    """Under a confirmation, for a user who pays from the wallet."""
+    if balance.amount >= price.amount:
+        left = Money(balance.amount - price.amount, balance.currency)
+        return _("💰 Your wallet: {balance}. Left after purchase: <b>{left}</b>").format(
+            balance=money(balance), left=money(left)
+        )
+    missing = Money(price.amount - balance.amount, price.currency)
+    return _("💰 Your wallet: {balance}. Not enough: <b>{missing}</b> more is needed.").format(
+        balance=money(balance), missing=money(missing)
     )
+
+
+def signed_money(value: Money) -> str:
+    """+$5.00 / −$0.55: a wallet operation's effect."""
+    sign = "+" if value.amount > 0 else "−" if value.amount < 0 else ""
+    return sign + money(Money(abs(value.amount), value.currency))
+
+
+def history_line(item: HistoryItem) -> str:
+    what = ""
+    if item.service is not None and item.country is not None:
+        what = f"{escape(identifiers.service_name(item.service))}, {country(item.country)}"
+    labels = {
+        Operation.TOPUP: _("⭐ Top-up"),
+        Operation.PURCHASE: _("📲 Purchase: {what}"),
+        Operation.RENEWAL: _("🔄 Renewal: {what}"),
+        Operation.REFUND: _("↩️ Refund: {what}"),
+        Operation.CREDIT: _("💰 Added by the operator"),
+        Operation.DEBIT: _("💰 Taken by the operator"),
+    }
+    label = labels[item.operation].format(what=what or "—")
+    if item.pending:
+        label += " " + _("(in progress)")
+    return f"{when(item.created_at)} · <b>{signed_money(item.amount)}</b> · {label}"
+
+
+def wallet(balance: Money, history: list[HistoryItem] | None = None) -> str:
+    text = _("<b>Your wallet</b>: {balance}").format(balance=money(balance))
+    if history is not None:
+        if history:
+            lines = "\n".join(history_line(item) for item in history)
+            text += "\n\n" + _("<b>Latest operations</b>, newest first:") + "\n" + lines
+        else:
+            text += "\n\n" + _("No operations yet.")
+    return text + "\n\n" + _("Top up with Telegram Stars:")
 
 
 def invoice_title(amount: Money) -> str:

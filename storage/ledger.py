@@ -63,6 +63,30 @@ class LedgerEntry:
     created_at: datetime
 
 
+class Operation(enum.StrEnum):
+    """What a row of the user's wallet history was, as the user knows it."""
+
+    TOPUP = "topup"
+    PURCHASE = "purchase"
+    RENEWAL = "renewal"
+    REFUND = "refund"
+    CREDIT = "credit"  # an admin added money
+    DEBIT = "debit"  # an admin took money
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One operation in the user's wallet history (a released hold is no operation)."""
+
+    id: int
+    operation: Operation
+    amount: Money  # signed effect on the balance
+    created_at: datetime
+    service: str | None  # purchases, renewals, refunds: what it was for
+    country: str | None
+    pending: bool  # a purchase or renewal whose outcome is not known yet
+
+
 def _entry(row: sqlite3.Row) -> LedgerEntry:
     return LedgerEntry(
         id=int(row["id"]),
@@ -75,6 +99,26 @@ def _entry(row: sqlite3.Row) -> LedgerEntry:
         actor=None if row["actor"] is None else int(row["actor"]),
         reason=row["reason"],
         created_at=decode_time(row["created_at"]),
+    )
+
+
+def _history_item(row: sqlite3.Row) -> HistoryItem:
+    kind = LedgerKind(row["kind"])
+    amount = Decimal(row["amount"])
+    if kind is LedgerKind.HOLD:
+        operation = Operation.RENEWAL if row["action"] == "renew" else Operation.PURCHASE
+    elif kind is LedgerKind.ADJUST:
+        operation = Operation.CREDIT if amount > 0 else Operation.DEBIT
+    else:
+        operation = Operation(kind.value)  # topup, refund
+    return HistoryItem(
+        id=int(row["id"]),
+        operation=operation,
+        amount=Money(amount, row["currency"]),
+        created_at=decode_time(row["created_at"]),
+        service=row["service"],
+        country=row["country"],
+        pending=kind is LedgerKind.HOLD and row["settled"] is None,
     )
 
 
@@ -375,6 +419,29 @@ class LedgerRepo:
             "SELECT * FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
         )
         return [_entry(row) for row in rows]
+
+    async def history(self, user_id: int, currency: str, limit: int = 10) -> list[HistoryItem]:
+        """The user's latest operations in ``currency``, newest first: top-ups, purchases and
+        renewals (their holds; a released hold gave everything back and is left out), refunds
+        and admin credits or debits. Read-only; walks ``ledger_by_user`` backwards."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        rows = await self._db.fetchall(
+            "SELECT l.id, l.kind, l.amount, l.currency, l.created_at, s.kind AS settled, "
+            "i.action, COALESCE(i.service, o.service) AS service, "
+            "COALESCE(i.country, o.country) AS country "
+            "FROM ledger AS l "
+            "LEFT JOIN ledger AS s ON l.kind = 'hold' AND s.hold_id = l.id "
+            "AND s.kind IN ('capture', 'release') "
+            "LEFT JOIN intents AS i ON l.kind = 'hold' AND i.hold_id = l.id "
+            "LEFT JOIN orders AS o ON l.kind = 'refund' AND o.id = l.order_id "
+            "WHERE l.user_id = ? AND l.currency = ? "
+            "AND l.kind IN ('topup', 'hold', 'refund', 'adjust') "
+            "AND (s.kind IS NULL OR s.kind = 'capture') "
+            "ORDER BY l.id DESC LIMIT ?",
+            (user_id, currency, limit),
+        )
+        return [_history_item(row) for row in rows]
 
     async def open_holds(self, user_id: int | None = None) -> list[LedgerEntry]:
         """Holds not yet captured or released, oldest first (for reconciliation)."""

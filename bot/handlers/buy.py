@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -22,10 +23,12 @@ from bot.callbacks import (
     PickService,
     ServicePage,
 )
+from bot.config import Settings
 from bot.handlers.common import answer, show
 from bot.handlers.numbers import card_screen
 from bot.providers import identifiers
 from bot.providers.base import ProviderError
+from bot.services.billing import Billing
 from bot.services.catalog import CatalogService, MergedCatalog, search_query
 from bot.services.guard import AlreadyDone, InProgress
 from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
@@ -38,7 +41,7 @@ from bot.services.purchase import (
     QuoteInvalid,
     matches,
 )
-from bot.services.wallet import NotEnoughBalance
+from bot.services.wallet import MAX_TOP_UP_STARS, NotEnoughBalance, stars_for
 from storage.intents import QuoteUsed
 from storage.quotes import Quote
 
@@ -216,6 +219,7 @@ async def pick_offer(
     offers: OfferService,
     purchases: PurchaseService,
     catalog: CatalogService,
+    billing: Billing,
 ) -> None:
     """The confirmation: the server keeps the price it shows here; Buy names that quote."""
     if not await catalog.sells(callback_data.service, callback_data.country):
@@ -237,27 +241,62 @@ async def pick_offer(
         await show(query, text, markup)
         return
     quote = await purchases.quote(query.from_user.id, priced)
-    await _confirm_screen(query, quote, priced, offers)
+    text = await _confirm_text(query.from_user.id, quote, priced, offers, billing)
+    await show(query, text, keyboards.confirm(quote))
 
 
-async def _confirm_screen(
-    query: CallbackQuery, quote: Quote, priced: PricedOffer, offers: OfferService
-) -> None:
-    await show(
-        query,
-        texts.confirm(
-            identifiers.service_name(quote.service), quote.country, priced, offers.now()
-        ),
-        keyboards.confirm(quote),
-    )
+# --- confirm and buy ------------------------------------------------------------------------
+
+RETURN_KEY = "wallet_return"  # FSM data: the quote a short wallet left; a top-up returns there
+RETURN_WINDOW = timedelta(hours=1)  # a top-up later than this leads back to no confirmation
+
+
+async def _confirm_text(
+    user_id: int, quote: Quote, priced: PricedOffer, offers: OfferService, billing: Billing
+) -> str:
+    """The confirmation; a user who pays also sees the wallet and what is left after."""
+    service_name = identifiers.service_name(quote.service)
+    text = texts.confirm(service_name, quote.country, priced, offers.now())
+    if billing.charges(user_id):
+        balance = await billing.balance(user_id)
+        text += "\n\n" + texts.confirm_wallet(quote.display_price, balance)
+    return text
+
+
+async def reconfirm(
+    user_id: int,
+    quote_id: str,
+    purchases: PurchaseService,
+    offers: OfferService,
+    billing: Billing,
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    """After a top-up: the confirmation the user was short on, priced again from the providers
+    with a fresh quote (a higher price says so; a gone offer shows the offers). None when that
+    quote is not the user's or too old to come back to."""
+    old = await purchases.get_quote(quote_id, user_id)
+    if old is None or offers.now() - old.created_at > RETURN_WINDOW:
+        return None
+    result = await offers.offers(old.service, old.country, fresh=True)
+    priced = next((p for p in result.offers if matches(old, p.offer)), None)
+    if priced is None:
+        return _offers_screen(result, texts.offer_gone(old.provider))
+    quote = await purchases.quote(user_id, priced)
+    text = await _confirm_text(user_id, quote, priced, offers, billing)
+    was, now = old.display_price, quote.display_price
+    if now.currency != was.currency or now.amount > was.amount:
+        text = texts.price_rose(quote.provider, texts.money(now)) + "\n\n" + text
+    return text, keyboards.confirm(quote)
 
 
 async def confirm_buy(
     query: CallbackQuery,
     callback_data: Confirm,
+    state: FSMContext,
     purchases: PurchaseService,
     orders: OrderService,
     offers: OfferService,
+    billing: Billing,
+    settings: Settings,
 ) -> None:
     # The callback is answered when the purchase is over (the spinner shows it is running),
     # so a repeated tap can still be told "in progress" or "already bought".
@@ -273,7 +312,14 @@ async def confirm_buy(
     except NotEnoughBalance as short:
         await answer(query)
         text = texts.not_enough_balance(short.price, short.balance, short.missing)
-        await show(query, text, keyboards.need_top_up())
+        quote = await purchases.get_quote(callback_data.quote, query.from_user.id)
+        if quote is None:  # cannot happen: the purchase found it
+            await show(query, text, keyboards.top_up(short.price.currency))
+            return
+        await state.update_data({RETURN_KEY: quote.id})  # a top-up comes back here
+        exact = stars_for(short.missing.amount, settings.stars_per_unit) <= MAX_TOP_UP_STARS
+        markup = keyboards.not_enough(short.missing, quote.service, quote.country, exact=exact)
+        await show(query, text, markup)
         return
     except PriceRose as rose:
         await answer(query)
@@ -286,18 +332,8 @@ async def confirm_buy(
             await show(query, text, markup)
             return
         notice = texts.price_rose(rose.quote.provider, texts.money(rose.quote.display_price))
-        await show(
-            query,
-            notice
-            + "\n\n"
-            + texts.confirm(
-                identifiers.service_name(rose.quote.service),
-                rose.quote.country,
-                shown,
-                offers.now(),
-            ),
-            keyboards.confirm(rose.quote),
-        )
+        text = await _confirm_text(query.from_user.id, rose.quote, shown, offers, billing)
+        await show(query, notice + "\n\n" + text, keyboards.confirm(rose.quote))
         return
     except PurchaseRefused as refused:
         await answer(query)
@@ -306,7 +342,8 @@ async def confirm_buy(
         else:
             prefix = texts.offer_gone(refused.provider)
         if not refused.remaining.service:  # a forged quote: nothing to show but the menu
-            await show(query, texts.quote_invalid(), keyboards.main_menu())
+            menu = keyboards.main_menu(wallet=settings.wallets_on)
+            await show(query, texts.quote_invalid(), menu)
             return
         text, markup = _offers_screen(refused.remaining, prefix)
         await show(query, text, markup)
@@ -316,20 +353,23 @@ async def confirm_buy(
         intent = lost.intent
         log.warning("purchase unconfirmed: intent %s at %s", intent.id, intent.provider)
         text = texts.purchase_unconfirmed(intent.provider, lost.listed, lost.settles_by)
-        await show(query, text, keyboards.main_menu())
+        await show(query, text, keyboards.main_menu(wallet=settings.wallets_on))
         return
     except ProviderError as exc:
         await answer(query)
         log.warning("purchase failed: %s", exc)
         quote = await purchases.get_quote(callback_data.quote, query.from_user.id)
         if quote is None:
-            await show(query, "⚠️ " + texts.provider_error(exc), keyboards.main_menu())
+            menu = keyboards.main_menu(wallet=settings.wallets_on)
+            await show(query, "⚠️ " + texts.provider_error(exc), menu)
             return
         result = await offers.offers(quote.service, quote.country, fresh=True)
         text, markup = _offers_screen(result, "⚠️ " + texts.provider_error(exc))
         await show(query, text, markup)
         return
     await answer(query)
+    if (await state.get_data()).get(RETURN_KEY) is not None:
+        await state.update_data({RETURN_KEY: None})  # bought: a later top-up returns nowhere
     text, markup = card_screen(await orders.view(stored), orders.now())
     await show(query, text, markup)
 

@@ -1,31 +1,46 @@
-"""The user's wallet: balance, Telegram Stars top-ups, and the admins' credit and debit.
+"""The user's wallet: balance, history, Telegram Stars top-ups, and the admins' credit and debit.
 
 An invoice's payload names the user, the amount and the Stars asked; pre-checkout accepts it only
-if it is this user's and the price still matches ``STARS_PER_UNIT``. A successful payment is
-credited once per ``telegram_payment_charge_id``, so a repeated update changes nothing.
+if it is this user's, the amount is one the bot offers (a preset, or an exact amount within
+``MAX_TOP_UP_STARS``) and the price still matches ``STARS_PER_UNIT``. A successful payment is
+credited once per ``telegram_payment_charge_id``, so a repeated update changes nothing; when the
+user came from "not enough money", they are taken back to that confirmation, priced again.
 """
 
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    LabeledPrice,
+    Message,
+    PreCheckoutQuery,
+)
 
 from bot import keyboards, texts
-from bot.callbacks import TopUp, parse_row_id
+from bot.callbacks import Menu, MenuAction, TopUp, parse_row_id
 from bot.config import Settings
+from bot.handlers.buy import RETURN_KEY, reconfirm
 from bot.handlers.common import answer, show
 from bot.money import Money
+from bot.services import wallet as wallet_rules
 from bot.services.access import AccessService
+from bot.services.billing import Billing
 from bot.services.messenger import Messenger
-from bot.services.wallet import WalletService
+from bot.services.offers import OfferService
+from bot.services.purchase import PurchaseService
+from bot.services.wallet import MAX_TOP_UP_STARS, WalletService
 from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
 STARS = "XTR"
+HISTORY_SIZE = 10  # operations on the wallet screen
 
 
 _CENT = Decimal("0.01")
@@ -50,7 +65,30 @@ def admin_amount(text: str, limit: Decimal) -> Decimal | None:
 
 
 def stars_for(amount: Decimal, settings: Settings) -> int:
-    return int((amount * settings.stars_per_unit).to_integral_value(rounding=ROUND_CEILING))
+    return wallet_rules.stars_for(amount, settings.stars_per_unit)
+
+
+def top_up_amount(text: str, wallet: WalletService, settings: Settings) -> Decimal | None:
+    """The amount a top-up button or invoice names, if the bot offers it: a preset, or an
+    exact amount (the "missing" button) the wallet can hold, within ``MAX_TOP_UP_STARS``."""
+    if text in keyboards.TOP_UP_AMOUNTS:
+        return Decimal(text)
+    raw = text.strip()
+    if not raw or len(raw) > 24 or not raw.isascii() or not raw.replace(".", "", 1).isdigit():
+        return None
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        return None
+    if not wallet.is_amount(Money(amount, wallet.currency)):
+        return None
+    return amount if stars_for(amount, settings) <= MAX_TOP_UP_STARS else None
+
+
+async def _wallet_screen(user_id: int, wallet: WalletService) -> tuple[str, InlineKeyboardMarkup]:
+    balance = await wallet.balance(user_id)
+    history = await wallet.operations(user_id, HISTORY_SIZE)
+    return texts.wallet(balance, history), keyboards.top_up(wallet.currency)
 
 
 def _payload(user_id: int, amount: Decimal, stars: int) -> str:
@@ -71,8 +109,19 @@ async def wallet_command(message: Message, wallet: WalletService, settings: Sett
     if not settings.wallets_on:  # nothing a wallet could pay for: no invoice either
         await message.answer(texts.wallets_off(), reply_markup=keyboards.back_to_menu())
         return
-    balance = await wallet.balance(message.from_user.id)
-    await message.answer(texts.wallet(balance), reply_markup=keyboards.top_up(wallet.currency))
+    text, markup = await _wallet_screen(message.from_user.id, wallet)
+    await message.answer(text, reply_markup=markup)
+
+
+async def wallet_button(query: CallbackQuery, wallet: WalletService, settings: Settings) -> None:
+    """💰 Wallet in the main menu."""
+    if not settings.wallets_on:
+        await answer(query)
+        await show(query, texts.wallets_off(), keyboards.back_to_menu())
+        return
+    await answer(query)
+    text, markup = await _wallet_screen(query.from_user.id, wallet)
+    await show(query, text, markup)
 
 
 async def top_up_button(
@@ -83,11 +132,11 @@ async def top_up_button(
         await show(query, texts.wallets_off(), keyboards.back_to_menu())
         return
     await answer(query)
-    if callback_data.amount not in keyboards.TOP_UP_AMOUNTS:  # "0": show the choices
-        balance = await wallet.balance(query.from_user.id)
-        await show(query, texts.wallet(balance), keyboards.top_up(wallet.currency))
+    amount = top_up_amount(callback_data.amount, wallet, settings)
+    if amount is None:  # "0" (or an amount the bot does not offer): show the choices
+        text, markup = await _wallet_screen(query.from_user.id, wallet)
+        await show(query, text, markup)
         return
-    amount = Decimal(callback_data.amount)
     stars = stars_for(amount, settings)
     price = Money(amount, wallet.currency)
     assert query.bot is not None
@@ -102,7 +151,11 @@ async def top_up_button(
 
 
 async def pre_checkout(
-    query: PreCheckoutQuery, settings: Settings, access: AccessService, users: UsersRepo
+    query: PreCheckoutQuery,
+    settings: Settings,
+    access: AccessService,
+    users: UsersRepo,
+    wallet: WalletService,
 ) -> None:
     """The last moment a payment can be refused: after it, Telegram has taken the Stars and
     the bot credits them (``paid``), so anyone who could not spend them is refused here."""
@@ -118,7 +171,7 @@ async def pre_checkout(
         and parsed[0] == query.from_user.id
         and query.currency == STARS
         and query.total_amount == parsed[2] == stars_for(parsed[1], settings)
-        and str(parsed[1]) in keyboards.TOP_UP_AMOUNTS
+        and top_up_amount(str(parsed[1]), wallet, settings) == parsed[1]
     )
     if valid:
         await query.answer(ok=True)
@@ -126,7 +179,14 @@ async def pre_checkout(
         await query.answer(ok=False, error_message=texts.invoice_outdated())
 
 
-async def paid(message: Message, wallet: WalletService) -> None:
+async def paid(
+    message: Message,
+    state: FSMContext,
+    wallet: WalletService,
+    purchases: PurchaseService,
+    offers: OfferService,
+    billing: Billing,
+) -> None:
     payment = message.successful_payment
     assert payment is not None and message.from_user is not None
     parsed = _parse_payload(payment.invoice_payload)
@@ -141,7 +201,18 @@ async def paid(message: Message, wallet: WalletService) -> None:
         return
     log.info("user %s topped up %s with Stars", message.from_user.id, amount)
     balance = await wallet.balance(message.from_user.id)
-    await message.answer(texts.topped_up(amount, balance))
+    done = texts.topped_up(amount, balance)
+    # Came from "not enough money": back to that confirmation, priced again by the server.
+    data = await state.get_data()
+    quote_id = data.get(RETURN_KEY)
+    if isinstance(quote_id, str):
+        await state.update_data({RETURN_KEY: None})
+        view = await reconfirm(message.from_user.id, quote_id, purchases, offers, billing)
+        if view is not None:
+            text, markup = view
+            await message.answer(f"{done}\n\n{text}", reply_markup=markup)
+            return
+    await message.answer(done, reply_markup=keyboards.back_to_menu())
 
 
 async def credit_command(
@@ -189,6 +260,7 @@ async def credit_command(
 def setup() -> Router:
     router = Router(name="wallet")
     router.message.register(wallet_command, Command("wallet"))
+    router.callback_query.register(wallet_button, Menu.filter(F.action == MenuAction.WALLET))
     router.callback_query.register(top_up_button, TopUp.filter())
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(paid, F.successful_payment)

@@ -15,7 +15,7 @@ from babel.numbers import get_currency_precision
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.money import Money
-from storage.ledger import LedgerEntry, LedgerRepo
+from storage.ledger import HistoryItem, LedgerEntry, LedgerRepo
 
 _EXACT = Context(prec=100, traps=[Inexact, InvalidOperation])  # raises rather than rounds
 _WIDE = Context(prec=100, traps=[InvalidOperation])  # for the one deliberate rounding
@@ -47,6 +47,16 @@ def price_with_markup(price: Money, percent: Decimal) -> Money:
     marked = _EXACT.multiply(price.amount, factor)
     rounded = marked.quantize(minor_unit(price.currency), rounding=ROUND_CEILING, context=_WIDE)
     return Money(rounded, price.currency)
+
+
+# The bot's own ceiling for one top-up of an exact amount (the "missing" button, $31.25 at the
+# default 80 Stars per unit); above it only the preset amounts are offered.
+MAX_TOP_UP_STARS = 2500
+
+
+def stars_for(amount: Decimal, stars_per_unit: Decimal) -> int:
+    """The Stars asked for ``amount`` of the wallet's currency, rounded up to a whole Star."""
+    return int((amount * stars_per_unit).to_integral_value(rounding=ROUND_CEILING))
 
 
 class NotEnoughBalance(Exception):
@@ -124,6 +134,27 @@ class WalletService:
     async def history(self, user_id: int, limit: int = 20) -> list[LedgerEntry]:
         """The user's latest ledger rows, newest first."""
         return await self._ledger.entries(user_id, limit)
+
+    async def operations(self, user_id: int, limit: int = 10) -> list[HistoryItem]:
+        """The user's latest operations as they would tell them, newest first."""
+        return await self._ledger.history(user_id, self.currency, limit)
+
+    def missing(self, price: Money, balance: Money) -> Money | None:
+        """What a top-up must add for ``balance`` to cover ``price``; None if it does."""
+        self._check(price)
+        if balance.currency != self.currency:
+            raise ValueError(f"balance in {balance.currency}, wallet in {self.currency}")
+        short = price.amount - balance.amount
+        return Money(short, self.currency) if short > 0 else None
+
+    def is_amount(self, amount: Money) -> bool:
+        """Whether ``amount`` is something the wallet can hold: positive, in its currency,
+        whole minor units."""
+        try:
+            self._check(amount)
+        except (ValueError, ArithmeticError):
+            return False
+        return True
 
     def price_with_markup(self, display_price: Money, percent: Decimal) -> Money:
         """The price the user pays for an offer shown at ``display_price``."""
