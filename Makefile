@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 emulators: $(STAMP)
-	$(BIN)/python -m tests.emulators
+	@$(BIN)/python -m tests.emulators
 
 doctor: $(STAMP)
 	$(BIN)/python -m bot doctor

@@ -15,7 +15,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -23,8 +24,11 @@ from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
 from bot.handlers import access as access_handlers
 from bot.handlers import admin as admin_handlers
+from bot.handlers import again, buy, errors, language, links, numbers, search, start, support
 from bot.handlers import alerts as alert_handlers
-from bot.handlers import buy, errors, language, numbers, start, support
+from bot.handlers import broadcast as broadcast_handlers
+from bot.handlers import export as export_handlers
+from bot.handlers import settings as settings_handlers
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import (
@@ -41,8 +45,10 @@ from bot.providers.registry import build_providers, enabled_provider_ids
 from bot.services.access import AccessService
 from bot.services.admin import AdminService
 from bot.services.billing import Billing
+from bot.services.broadcast import BroadcastService
 from bot.services.catalog import CatalogService
 from bot.services.delivery import Watcher, WatchSettings
+from bot.services.heat import Heat
 from bot.services.messenger import Messenger
 from bot.services.notifier import Notifier
 from bot.services.offer_stats import OfferStatsService
@@ -54,7 +60,9 @@ from bot.services.purchase import PurchaseService
 from bot.services.reconcile import Reconciler
 from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import WalletService
+from bot.timezones import ZoneMiddleware
 from bot.webhook import RentalHooks, start_webhook
+from storage.broadcasts import BroadcastsRepo
 from storage.db import Database
 from storage.fsm import SqliteStorage
 from storage.intents import IntentsRepo
@@ -89,7 +97,15 @@ class App:
     reconciler: Reconciler
     stock_alerts: StockAlertService
 
+    @property
+    def broadcasts(self) -> BroadcastService:
+        service = self.dp["broadcasts"]
+        assert isinstance(service, BroadcastService)
+        return service
+
     async def close(self) -> None:
+        await self.broadcasts.stop()  # what is still pending goes on after the restart
+        await self.watcher.outbox.close()  # queued SMS stay stored; they go after the restart
         await self.bot.session.close()
         await self.http.aclose()
         await self.db.close()
@@ -193,11 +209,16 @@ async def create_app(
         billing=billing,  # who pays from a wallet (the confirm screen shows their balance)
     )
     dp.update.outer_middleware(UserMiddleware(users, clock))
+    dp.update.outer_middleware(ZoneMiddleware())  # times in the user's zone (after the user)
+    dp["clock"] = clock
     UserLocaleMiddleware(i18n).setup(dp)
     access = AccessService(users, settings.admin_ids, settings.access_mode)
     dp["access"] = access
     admin = AdminService(providers, StatsRepo(db), clock, settings.low_balance_alert)
     dp["admin"] = admin
+    # Orders someone is waiting on are polled every round; handlers touch what users look at.
+    heat = Heat(clock, settings.poll_hot_for, settings.rental_reminders)
+    dp["heat"] = heat
     dp["price_alerts"] = price_alerts
     # How offers deliver (badges, the best pick, the admins' table) and "tell me when" alerts.
     offer_stats = OfferStatsService(
@@ -234,17 +255,24 @@ async def create_app(
     modules = (
         start,
         language,
+        settings_handlers,
         access_handlers,
         admin_handlers,
+        broadcast_handlers,
+        export_handlers,
+        links,
         wallet_handlers,
         buy,
         numbers,
+        again,
         support,
         alert_handlers,
+        search,  # free text no step took: after every step that waits for text
         errors,
     )
     routers = {module: module.setup() for module in modules}
-    for spending in (routers[buy], routers[numbers], routers[alert_handlers]):
+    spending_routers = (buy, numbers, again, search, alert_handlers)
+    for spending in (routers[module] for module in spending_routers):
         spending.message.middleware(buyers)
         spending.callback_query.middleware(buyers)
     for router in routers.values():
@@ -253,6 +281,13 @@ async def create_app(
     notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
     messenger = Messenger(notifier, users, i18n)
     dp["messenger"] = messenger
+    dp["broadcasts"] = BroadcastService(
+        BroadcastsRepo(db),
+        broadcast_handlers.telegram_send(notifier),
+        broadcast_handlers.telegram_report(bot, messenger, i18n),
+        clock=clock,
+        sleep=sleep or asyncio.sleep,
+    )
     price_alerts.attach(messenger)
     stock_alerts.attach(alert_handlers.sender(messenger))
     reconciler = Reconciler(
@@ -280,10 +315,13 @@ async def create_app(
         admin=admin,
         admins=settings.admin_ids,
         notices=NoticesRepo(db),
+        heat=heat,
         settings=WatchSettings(
             interval=settings.poll_interval,
             concurrency=settings.poll_concurrency,
             rate=settings.poll_rate,
+            hot_for=settings.poll_hot_for,
+            cold_interval=settings.poll_cold_interval,
             reminders=settings.rental_reminders,
             auto_renew_before=settings.auto_renew_before,
         ),
@@ -291,8 +329,28 @@ async def create_app(
     return App(settings, db, http, providers, bot, dp, i18n, watcher, reconciler, stock_alerts)
 
 
-async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
-    """The command menu, in each language we have (/wallet when users pay from wallets)."""
+def admin_commands() -> list[BotCommand]:
+    """What the admins' menu adds to everyone's (in the current locale)."""
+    return [
+        BotCommand(command="admin", description=_("Admin panel")),
+        BotCommand(command="users", description=_("Users, with a search")),
+        BotCommand(command="user", description=_("A user's card: /user ID or @username")),
+        BotCommand(command="broadcast", description=_("Send a message to every user")),
+        BotCommand(command="export", description=_("Orders and ledger as CSV files")),
+        BotCommand(command="credit", description=_("Add money to a wallet")),
+        BotCommand(command="debit", description=_("Take money from a wallet")),
+        BotCommand(command="block", description=_("Block a user")),
+        BotCommand(command="unblock", description=_("Unblock a user")),
+        BotCommand(command="link", description=_("A link that opens offers")),
+    ]
+
+
+async def set_commands(
+    bot: Bot, i18n: I18n, *, wallets: bool = False, admins: frozenset[int] = frozenset()
+) -> None:
+    """The command menu, in each language we have (/wallet when users pay from wallets).
+    Each admin's chat gets the admin commands too (scope chat); an admin who never started
+    the bot cannot get one (Telegram: chat not found), which is logged and skipped."""
     for locale in i18n.available_locales:
         with i18n.context(), i18n.use_locale(locale):
             commands = [
@@ -302,6 +360,7 @@ async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
                 BotCommand(command="alerts", description=_("My alerts")),
                 BotCommand(command="help", description=_("How it works")),
                 BotCommand(command="language", description=_("Change the language")),
+                BotCommand(command="settings", description=_("Time zone")),
                 BotCommand(command="support", description=_("Contact support")),
                 BotCommand(command="terms", description=_("Terms and refunds")),
             ]
@@ -310,11 +369,45 @@ async def set_commands(bot: Bot, i18n: I18n, *, wallets: bool = False) -> None:
                 commands.append(
                     BotCommand(command="paysupport", description=_("Help with a payment"))
                 )
+        language_code = None if locale == i18n.default_locale else locale
         await bot.set_my_commands(
-            commands,
-            scope=BotCommandScopeDefault(),
-            language_code=None if locale == i18n.default_locale else locale,
+            commands, scope=BotCommandScopeDefault(), language_code=language_code
         )
+        with i18n.context(), i18n.use_locale(locale):
+            for_admins = commands + admin_commands()
+        for admin in sorted(admins):
+            try:
+                await bot.set_my_commands(
+                    for_admins,
+                    scope=BotCommandScopeChat(chat_id=admin),
+                    language_code=language_code,
+                )
+            except TelegramAPIError as exc:
+                log.warning("admin %s gets no admin menu (%s): %s", admin, locale, exc.message)
+
+
+async def set_descriptions(bot: Bot, i18n: I18n) -> None:
+    """What an empty chat with the bot shows (description) and its profile and shares show
+    (short description), in each language we have and, for every other language, in the
+    default one (no ``language_code``). A refusal is logged: the bot runs without them."""
+    targets: list[tuple[str, str | None]] = [(i18n.default_locale, None)]
+    targets += [(locale, locale) for locale in i18n.available_locales]
+    for locale, language_code in targets:
+        with i18n.context(), i18n.use_locale(locale):
+            description = _(
+                "Virtual phone numbers to receive SMS codes: one-time activations and "
+                "rentals, every offer compared, cheapest first.\n\n"
+                "Pick a service (Telegram, WhatsApp, Google…) and a country, or just type "
+                "their name. Codes arrive in this chat with a copy button."
+            )
+            short = _(
+                "Virtual numbers to receive SMS codes. Type a service or a country to start."
+            )
+        try:
+            await bot.set_my_description(description, language_code=language_code)
+            await bot.set_my_short_description(short, language_code=language_code)
+        except TelegramAPIError as exc:
+            log.warning("bot description (%s) not set: %s", language_code or "default", exc)
 
 
 async def serve(settings: Settings) -> None:
@@ -331,7 +424,11 @@ async def serve(settings: Settings) -> None:
             webhook = await start_webhook(
                 app.watcher, secret, settings.webhook_host, settings.webhook_port
             )
-        await set_commands(app.bot, app.i18n, wallets=settings.wallets_on)
+        await set_commands(
+            app.bot, app.i18n, wallets=settings.wallets_on, admins=settings.admin_ids
+        )
+        await app.broadcasts.resume()  # a broadcast a restart interrupted goes on
+        await set_descriptions(app.bot, app.i18n)
         await app.dp.start_polling(app.bot, handle_signals=True)
     finally:
         app.watcher.stop()

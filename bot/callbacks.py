@@ -37,6 +37,7 @@ class MenuAction(enum.StrEnum):
     HELP = "h"
     WALLET = "w"
     SETTINGS = "s"
+    SEARCH = "q"  # type a service or country name
 
 
 class Menu(CallbackData, prefix="m1"):
@@ -59,6 +60,26 @@ class CountryPage(CallbackData, prefix="cp1"):
 class PickCountry(CallbackData, prefix="c1"):
     service: Code
     country: Code
+
+
+class CountryServices(CallbackData, prefix="cs1"):
+    """A page of the services sold in one country (a search found the country first)."""
+
+    country: Code
+    page: Page
+
+
+class RefreshOffers(CallbackData, prefix="rf1"):
+    """Refresh on the offers screen: the providers are asked again (not the cache)."""
+
+    service: Code
+    country: Code
+
+
+class OfferSection(CallbackData, prefix="os1"):
+    """A section heading on the offers screen (activations, rentals): a tap explains it."""
+
+    rentals: bool
 
 
 class OfferKey(CallbackData, prefix="o3"):
@@ -128,8 +149,63 @@ class BlockUser(CallbackData, prefix="bu1"):
     blocked: bool
 
 
+class AdminAction(enum.StrEnum):
+    PANEL = "p"  # the panel again, refreshed
+    REQUESTS = "r"
+    USERS = "u"
+    PROVIDERS = "v"
+
+
+class AdminCb(CallbackData, prefix="ap1"):
+    """A button of the /admin panel."""
+
+    action: AdminAction
+
+
+SEARCH_IN_BUTTON = 16  # characters of a /users search kept in its page buttons (64 bytes max)
+
+
+class UsersPage(CallbackData, prefix="up1"):
+    """A page of /users, with the search it lists (shortened, ``:`` removed)."""
+
+    page: Page
+    query: Annotated[str, Field(max_length=SEARCH_IN_BUTTON)] = ""
+
+
+class UserCard(CallbackData, prefix="uc1"):
+    """Open a user's card from /users."""
+
+    user_id: RowId
+
+
+class BroadcastAction(enum.StrEnum):
+    SEND = "s"
+    CANCEL = "x"
+
+
+class BroadcastCb(CallbackData, prefix="bc1"):
+    """Send or cancel a previewed broadcast."""
+
+    broadcast_id: RowId
+    action: BroadcastAction
+
+
 class SetLanguage(CallbackData, prefix="lg1"):
     code: str
+
+
+class BuyAgain(CallbackData, prefix="ba1"):
+    """Buy the same again, from a closed card (``here``: shown on that message) or a push (a
+    new message, so the SMS stays readable): same service, country, provider and kind."""
+
+    order_id: RowId
+    here: bool
+
+
+class SetZone(CallbackData, prefix="tz1"):
+    """A time zone button in /settings (checked again with ``bot.timezones.parse``)."""
+
+    zone: Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class AlertAsk(CallbackData, prefix="al1"):

@@ -13,31 +13,44 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
 from bot.callbacks import (
+    SEARCH_IN_BUTTON,
+    AdminAction,
+    AdminCb,
     AlertAsk,
     AlertRemove,
     AskAccess,
     BlockUser,
+    BroadcastAction,
+    BroadcastCb,
+    BuyAgain,
     Confirm,
     CountryPage,
+    CountryServices,
     DecideAccess,
     Menu,
     MenuAction,
     OfferKey,
+    OfferSection,
     OrderAction,
     OrderCb,
     OrdersPage,
     PickCountry,
     PickService,
+    RefreshOffers,
     RenewCb,
     ServicePage,
     SetLanguage,
+    SetZone,
     TopUp,
+    UserCard,
+    UsersPage,
 )
 from bot.i18n import LANGUAGE_NAMES
 from bot.money import Money
 from bot.providers import identifiers
 from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption
-from bot.services.offers import PricedOffer, offer_token
+from bot.services.offers import OfferRow, OffersLayout, PricedOffer, offer_token
+from bot.timezones import COMMON_ZONES
 from storage.models import StoredOrder
 from storage.quotes import Quote
 from storage.stock_alerts import StockAlert
@@ -50,16 +63,53 @@ def pages(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
 
 
-def main_menu(*, wallet: bool = False) -> InlineKeyboardMarkup:
-    """The main menu; ``wallet``: users pay from wallets here (a Wallet button)."""
+def main_menu(
+    *, wallet: bool = False, recent: Sequence[tuple[str, str]] = ()
+) -> InlineKeyboardMarkup:
+    """The main menu; ``wallet``: users pay from wallets here (a Wallet button); ``recent``:
+    the user's latest (service, country) pairs, one tap to their offers, under Buy."""
     kb = InlineKeyboardBuilder()
     kb.button(text=_("📲 Buy a number"), callback_data=Menu(action=MenuAction.BUY))
     kb.button(text=_("📋 My numbers"), callback_data=Menu(action=MenuAction.NUMBERS))
     if wallet:
         kb.button(text=_("💰 Wallet"), callback_data=Menu(action=MenuAction.WALLET))
     kb.button(text=_("🌐 Language"), callback_data=Menu(action=MenuAction.LANGUAGE))
+    kb.button(text=_("⚙️ Settings"), callback_data=Menu(action=MenuAction.SETTINGS))
     kb.button(text=_("❓ Help"), callback_data=Menu(action=MenuAction.HELP))
     kb.adjust(1, 2 if wallet else 1, 2)
+    markup = kb.as_markup()
+    markup.inline_keyboard[1:1] = [[_recent_button(s, c)] for s, c in recent[:RECENT_PAIRS]]
+    return markup
+
+
+RECENT_PAIRS = 3
+
+
+def _recent_button(service: str, country: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=f"🔁 {identifiers.service_name(service)} · {texts.country(country)}",
+        callback_data=PickCountry(service=service, country=country).pack(),
+    )
+
+
+def buy_again(order: StoredOrder, *, here: bool) -> InlineKeyboardButton:
+    """Same service and country (and provider and kind while sold) straight to confirm."""
+    return InlineKeyboardButton(
+        text=_("🔁 Buy the same again"),
+        callback_data=BuyAgain(order_id=order.id, here=here).pack(),
+    )
+
+
+def time_zones(current: str | None) -> InlineKeyboardMarkup:
+    """/settings: the common zones (the user's own marked), and back to the menu."""
+    kb = InlineKeyboardBuilder()
+    for zone in COMMON_ZONES:
+        mark = "✓ " if zone == (current or "") else ""
+        kb.button(text=f"{mark}{zone}", callback_data=SetZone(zone=zone))
+    kb.adjust(2)
+    kb.row(
+        InlineKeyboardButton(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU).pack())
+    )
     return kb.as_markup()
 
 
@@ -129,18 +179,30 @@ def offer_key(priced: PricedOffer) -> OfferKey:
     )
 
 
-def offers(service: str, country: str, priced: Sequence[PricedOffer]) -> InlineKeyboardMarkup:
+def offers(service: str, country: str, arranged: OffersLayout) -> InlineKeyboardMarkup:
+    """The best pick, then a section per kind (activations first), then Refresh and Back.
+    Each offer button names the offer (``OfferKey``), never its price."""
     kb = InlineKeyboardBuilder()
-    for item in priced[:40]:
+
+    def offer(row: OfferRow, *, best: bool = False) -> None:
+        text = texts.offer_row(row, best=best)
+        kb.row(InlineKeyboardButton(text=text, callback_data=offer_key(row.priced).pack()))
+
+    if arranged.best is not None:
+        offer(arranged.best, best=True)
+    for rentals, rows in ((False, arranged.activations), (True, arranged.rentals)):
+        if not rows:
+            continue
+        heading = texts.offer_section(rentals)
         kb.row(
-            InlineKeyboardButton(
-                text=texts.offer_button(item), callback_data=offer_key(item).pack()
-            )
+            InlineKeyboardButton(text=heading, callback_data=OfferSection(rentals=rentals).pack())
         )
+        for row in rows:
+            offer(row)
     kb.row(
         InlineKeyboardButton(
             text=_("🔄 Refresh"),
-            callback_data=PickCountry(service=service, country=country).pack(),
+            callback_data=RefreshOffers(service=service, country=country).pack(),
         ),
         InlineKeyboardButton(
             text=_("« Back"), callback_data=CountryPage(service=service, page=0).pack()
@@ -185,11 +247,15 @@ def order_card(
     if order.is_active:
         row: list[InlineKeyboardButton] = [action(_("🔄 Check SMS"), OrderAction.REFRESH)]
         if order.kind is OrderKind.ACTIVATION:
+            # Once a code came, finishing is what is left to do: first, on a row of its own.
+            finish_first = Capability.FINISH in caps and has_sms
+            if finish_first:
+                kb.row(action(_("✅ Finish"), OrderAction.FINISH))
             if Capability.ANOTHER_CODE in caps and has_sms:
                 row.append(action(_("➕ Another code"), OrderAction.ANOTHER))
             kb.row(*row)
             row = []
-            if Capability.FINISH in caps:
+            if Capability.FINISH in caps and not finish_first:
                 row.append(action(_("✅ Finish"), OrderAction.FINISH))
             if label := _cancel_label(cancel, now):
                 row.append(action(label, OrderAction.CANCEL))
@@ -209,6 +275,8 @@ def order_card(
                 row.append(action(label, OrderAction.CANCEL))
         if row:
             kb.row(*row)
+    else:
+        kb.row(buy_again(order, here=True))
     kb.row(
         InlineKeyboardButton(
             text=_("« My numbers"), callback_data=OrdersPage(page=0, past=False).pack()
@@ -338,6 +406,7 @@ def sms_push(
                     )
                 )
     kb.row(*row, _open_card(order)) if row else kb.row(_open_card(order))
+    kb.row(buy_again(order, here=False))
     return kb.as_markup()
 
 
@@ -354,8 +423,11 @@ def reminder(
 
 
 def open_order(order: StoredOrder) -> InlineKeyboardMarkup:
+    """The card of ``order``; once it is over (the rental-ended message), buy it again too."""
     kb = InlineKeyboardBuilder()
     kb.row(_open_card(order))
+    if not order.is_active:
+        kb.row(buy_again(order, here=False))
     return kb.as_markup()
 
 
@@ -421,7 +493,128 @@ def user_card(user_id: int, blocked: bool) -> InlineKeyboardMarkup:
     kb.button(text=_("🚫 Deny"), callback_data=DecideAccess(user_id=user_id, approve=False))
     label = _("🔓 Unblock") if blocked else _("⛔ Block")
     kb.button(text=label, callback_data=BlockUser(user_id=user_id, blocked=not blocked))
-    kb.adjust(2, 1)
+    kb.button(text=_("« Users"), callback_data=UsersPage(page=0))
+    kb.adjust(2, 1, 1)
+    return kb.as_markup()
+
+
+def admin_panel(requests: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("🔄 Refresh"), callback_data=AdminCb(action=AdminAction.PANEL))
+    kb.button(
+        text=texts.requests_button(requests), callback_data=AdminCb(action=AdminAction.REQUESTS)
+    )
+    kb.button(text=_("👥 Users"), callback_data=AdminCb(action=AdminAction.USERS))
+    kb.button(text=_("🏭 Providers"), callback_data=AdminCb(action=AdminAction.PROVIDERS))
+    kb.adjust(2, 2)
+    return kb.as_markup()
+
+
+def back_to_admin() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("« Admin"), callback_data=AdminCb(action=AdminAction.PANEL))
+    return kb.as_markup()
+
+
+def search_in_button(query: str | None) -> str:
+    """The part of a /users search a page button can carry (``:`` separates the fields)."""
+    return (query or "").replace(":", " ").strip()[:SEARCH_IN_BUTTON]
+
+
+def users_list(
+    users: Sequence[tuple[int, str]], page: int, pages: int, query: str | None
+) -> InlineKeyboardMarkup:
+    """A button per user (id, label), ◀ ▶ between pages, and back to the panel."""
+    kb = InlineKeyboardBuilder()
+    for user_id, label in users:
+        kb.button(text=label, callback_data=UserCard(user_id=user_id))
+    kb.adjust(1)
+    carried = search_in_button(query)
+    _nav_row(kb, page, pages, lambda to: UsersPage(page=to, query=carried))
+    kb.row(
+        InlineKeyboardButton(
+            text=_("« Admin"), callback_data=AdminCb(action=AdminAction.PANEL).pack()
+        )
+    )
+    return kb.as_markup()
+
+
+def broadcast_confirm(broadcast_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("✅ Send"),
+        callback_data=BroadcastCb(broadcast_id=broadcast_id, action=BroadcastAction.SEND),
+    )
+    kb.button(
+        text=_("✖️ Cancel"),
+        callback_data=BroadcastCb(broadcast_id=broadcast_id, action=BroadcastAction.CANCEL),
+    )
+    return kb.as_markup()
+
+
+def start_buying() -> InlineKeyboardMarkup:
+    """What an approved user is told with: the way to their first number."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("📲 Buy a number"), callback_data=Menu(action=MenuAction.BUY))
+    kb.button(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+# --- search anywhere (bot.handlers.search) --------------------------------------------------
+
+SEARCH_RESULTS = 10  # of each kind: more is a spelling to refine
+
+
+def _search_again_row(kb: InlineKeyboardBuilder) -> None:
+    kb.row(
+        InlineKeyboardButton(
+            text=_("🔍 Search again"), callback_data=Menu(action=MenuAction.SEARCH).pack()
+        ),
+        InlineKeyboardButton(text=_("« Menu"), callback_data=Menu(action=MenuAction.MENU).pack()),
+    )
+
+
+def nothing_found() -> InlineKeyboardMarkup:
+    """Under "nothing matches": type another name, or go to the menu."""
+    kb = InlineKeyboardBuilder()
+    _search_again_row(kb)
+    return kb.as_markup()
+
+
+def search_results(
+    services: Sequence[str], names: dict[str, str], countries: Sequence[str]
+) -> InlineKeyboardMarkup:
+    """A search that found several things: a button for each service (to its countries) and
+    each country (to the services sold there)."""
+    kb = InlineKeyboardBuilder()
+    for code in services[:SEARCH_RESULTS]:
+        kb.button(text=names.get(code, code), callback_data=PickService(service=code))
+    for iso in countries[:SEARCH_RESULTS]:
+        kb.button(text=texts.country(iso), callback_data=CountryServices(country=iso, page=0))
+    kb.adjust(2)
+    _search_again_row(kb)
+    return kb.as_markup()
+
+
+def country_services(
+    country: str, codes: Sequence[str], page: int, names: dict[str, str]
+) -> InlineKeyboardMarkup:
+    """The services sold in ``country``: each goes straight to its offers there."""
+    kb = InlineKeyboardBuilder()
+    start = page * SERVICES_PER_PAGE
+    for code in codes[start : start + SERVICES_PER_PAGE]:
+        kb.button(
+            text=names.get(code, code), callback_data=PickCountry(service=code, country=country)
+        )
+    kb.adjust(2)
+    _nav_row(
+        kb,
+        page,
+        pages(len(codes), SERVICES_PER_PAGE),
+        lambda p: CountryServices(country=country, page=p),
+    )
+    _search_again_row(kb)
     return kb.as_markup()
 
 

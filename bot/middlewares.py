@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,10 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class UserMiddleware(BaseMiddleware):
-    """Records the user on first contact and hands ``user_language`` to the i18n middleware."""
+    """Records the user on first contact and hands ``user_language`` to the i18n middleware.
+
+    The name and @username Telegram reports are written when they changed (one conditional
+    UPDATE; none while they stay the same), for the admins' /user and /users."""
 
     def __init__(self, users: UsersRepo, clock: Clock) -> None:
         self._users = users
@@ -45,6 +48,9 @@ class UserMiddleware(BaseMiddleware):
             stored = await self._users.ensure(user.id, None, self._clock.now())
             if user.language_code and stored.telegram_language != user.language_code:
                 await self._users.set_telegram_language(user.id, user.language_code)
+            if (stored.full_name, stored.username) != (user.full_name, user.username):
+                await self._users.set_profile(user.id, user.full_name, user.username)
+                stored = replace(stored, full_name=user.full_name, username=user.username)
             data["user_language"] = stored.language
             data["stored_user"] = stored
         return await handler(event, data)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from html import escape
 
 import phonenumbers
 from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_datetime
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_currency_symbol
 
+from bot import timezones as zones
 from bot.money import Money
 from bot.providers import identifiers
 from bot.providers.base import (
@@ -33,7 +35,7 @@ from bot.providers.base import (
 )
 from bot.providers.registry import PROVIDER_TITLES
 from bot.services.offer_stats import Badge, Best, BestReason, DeliveryTable, TableRow
-from bot.services.offers import PricedOffer
+from bot.services.offers import OfferRow, PricedOffer
 from storage.intents import Intent
 from storage.ledger import HistoryItem, Operation
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
@@ -75,16 +77,57 @@ def title(provider: str) -> str:
     return PROVIDER_TITLES.get(provider, provider)
 
 
+# CLDR's narrow symbols, for a currency that a locale writes as its bare code ("RUB4.50" in
+# English): Babel has the standard symbols only.
+NARROW_SYMBOLS = {
+    "RUB": "₽",
+    "UAH": "₴",
+    "KZT": "₸",
+    "GEL": "₾",
+    "AZN": "₼",
+    "AMD": "֏",
+    "TRY": "₺",
+    "INR": "₹",
+    "ILS": "₪",
+    "KRW": "₩",
+    "NGN": "₦",
+    "PHP": "₱",
+    "VND": "₫",
+    "THB": "฿",
+}
+
+
 def money(value: Money | None) -> str:
+    """An amount as money reads in the user's language: "$4.50", "4,50 $", "45,00 ₽"."""
     if value is None:
         return "—"
-    return str(format_currency(value.amount, value.currency, locale=locale()))
+    code, where = value.currency, locale()
+    text = str(format_currency(value.amount, code, locale=where))
+    narrow = NARROW_SYMBOLS.get(code)
+    if narrow is not None and get_currency_symbol(code, where) == code:
+        text = text.replace(code, narrow)
+    return text
 
 
-def when(value: datetime | None) -> str:
+def when(value: datetime | None, now: datetime | None = None) -> str:
+    """The absolute time in the user's zone, named ("1 Jan 2026, 15:15 UTC+03:00"; UTC when
+    they set none); with ``now``, how far it is from now too ("… (in 3 h 59 min)")."""
     if value is None:
         return "—"
-    return str(format_datetime(value, "d MMM y, HH:mm 'UTC'", tzinfo=None, locale=locale()))
+    shown = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zones.current())
+    stamp = format_datetime(shown, "d MMM y, HH:mm", locale=locale())
+    text = f"{stamp} {zones.offset_label(shown)}"
+    return text if now is None else f"{text} ({relative(value, now)})"
+
+
+def relative(value: datetime, now: datetime) -> str:
+    """How far ``value`` is from ``now``: "in 3 h 59 min", "20 s ago", "just now"."""
+    seconds = (value - now).total_seconds()
+    if abs(seconds) < 1:
+        return _("just now")
+    if seconds > 0:
+        return _("in {span}").format(span=countdown(seconds))
+    return _("{span} ago").format(span=countdown(-seconds))
 
 
 def phone(digits: str) -> str:
@@ -132,6 +175,7 @@ def help_text(*, wallets: bool = False) -> str:
         "/buy — get a number\n/numbers — your numbers\n/language — change the language\n"
         "/support — contact the operator\n/terms — terms and refund rules"
     )
+    text += "\n" + _("/settings — time zone")
     if wallets:
         text += "\n" + _(
             "/wallet — 💰 Wallet: your balance, top-ups with Telegram Stars and history"
@@ -206,6 +250,25 @@ def nothing_found(query: str) -> str:
     )
 
 
+def search_prompt() -> str:
+    return _("Type the name of a service or a country, for example Telegram or USA.")
+
+
+def search_results(query: str) -> str:
+    return _("Services and countries matching “{query}”:").format(query=escape(excerpt(query)))
+
+
+def country_services(iso: str, page: int, pages: int, query: str | None = None) -> str:
+    head = _("<b>{country}</b>: choose a service, or type part of its name.").format(
+        country=escape(country(iso))
+    )
+    if query:
+        head = _("<b>{country}</b>: services matching “{query}”:").format(
+            country=escape(country(iso)), query=escape(excerpt(query))
+        )
+    return head + _page_line(page, pages)
+
+
 def choose_country(service_name: str, page: int, pages: int, query: str | None) -> str:
     head = _("<b>{service}</b>: choose a country, or type part of its name.").format(
         service=escape(service_name)
@@ -223,7 +286,19 @@ def loading_offers(service_name: str, iso: str) -> str:
     )
 
 
-def offers(service_name: str, iso: str, count: int, failed: list[str]) -> str:
+def offers(
+    service_name: str,
+    iso: str,
+    count: int,
+    failed: list[str],
+    *,
+    best: PricedOffer | None = None,
+    hidden: int = 0,
+    fetched_at: datetime | None = None,
+    now: datetime | None = None,
+) -> str:
+    """The offers screen's text: how many, the best pick and why, and how fresh the prices are
+    (``fetched_at``, told against ``now``); the providers that did not answer last."""
     if count:
         # "cheapest first" is said apart from the plural: in Russian 21, 31... take the form
         # of 1, and the sentence must not lose it there.
@@ -237,18 +312,74 @@ def offers(service_name: str, iso: str, count: int, failed: list[str]) -> str:
         text = _("<b>{service}</b> in {country}: no numbers right now. Try later.").format(
             service=escape(service_name), country=country(iso)
         )
+    if best is not None and count > 1:
+        text += "\n" + _("⭐ Best: {price} at {provider}, the cheapest in stock.").format(
+            price=money(best.display_price), provider=title(best.offer.provider)
+        )
+    if hidden:
+        text += "\n" + _("{n} more offers are not listed.").format(n=hidden)
+    if fetched_at is not None and now is not None:
+        text += "\n<i>" + freshness(fetched_at, now) + "</i>"
     if failed:
         names = ", ".join(title(p) for p in failed)
         text += "\n\n" + _("Not answering now: {providers}.").format(providers=names)
     return text
 
 
-def offer_button(priced: PricedOffer) -> str:
+def freshness(fetched_at: datetime, now: datetime) -> str:
+    """"Prices as of 12:03 UTC · just now" / "· 2 min ago"."""
+    stamp = format_datetime(fetched_at.astimezone(UTC), "HH:mm", locale=locale())
+    minutes = int((now - fetched_at).total_seconds() // 60)
+    ago = _("just now") if minutes < 1 else _("{n} min ago").format(n=minutes)
+    return _("Prices as of {time} UTC · {ago}").format(time=stamp, ago=ago)
+
+
+def offer_button(priced: PricedOffer, *, option: int | None = None, best: bool = False) -> str:
+    """One offer on a button: the buyer's price (never the provider's), who sells it, and
+    what tells it apart from the same provider's other offers (kind, duration, virtual,
+    "option N" when nothing else does)."""
     offer = priced.offer
-    stock = "" if offer.stock is None else " · " + _("{n} left").format(n=offer.stock)
-    return f"{money(priced.display_price)} · {title(offer.provider)} · " + (
-        f"{kind(offer.kind, offer.duration_hours)}{stock}"
+    parts = [
+        money(priced.display_price),
+        title(offer.provider),
+        kind(offer.kind, offer.duration_hours),
+    ]
+    if offer.virtual:
+        parts.append(_("virtual"))
+    if option is not None:
+        parts.append(_("option {n}").format(n=option))
+    if offer.stock is not None:
+        parts.append(_("{n} left").format(n=offer.stock))
+    if best:
+        parts.insert(0, _("⭐ Best"))
+    return " · ".join(parts)  # the stock last: a narrow screen cuts it first
+
+
+def offer_row(row: OfferRow, *, best: bool = False) -> str:
+    return offer_button(row.priced, option=row.option, best=best)
+
+
+def offer_section(rentals: bool) -> str:
+    """A section heading on the offers screen (a tap explains the kind)."""
+    return _("— 📅 Rentals —") if rentals else _("— 📲 Activations —")
+
+
+def offer_section_help(rentals: bool) -> str:
+    """What a tap on a section heading tells (a callback answer: at most 200 characters)."""
+    if rentals:
+        return _(
+            "Rental: the number is yours for the time shown and receives every SMS. "
+            "Renew it to keep it longer."
+        )
+    return _(
+        "Activation: a number for one code from this service, for about 15–20 minutes. "
+        "No code, no charge."
     )
+
+
+def offers_refreshed(fetched_at: datetime, now: datetime) -> str:
+    """The answer to a Refresh tap."""
+    return _("🔄 Updated. {freshness}").format(freshness=freshness(fetched_at, now))
 
 
 def confirm(service_name: str, iso: str, priced: PricedOffer, now: datetime) -> str:
@@ -259,11 +390,8 @@ def confirm(service_name: str, iso: str, priced: PricedOffer, now: datetime) -> 
         _("Country: {country}").format(country=country(iso)),
         _("Provider: {provider}").format(provider=title(offer.provider)),
         _("Type: {kind}").format(kind=kind(offer.kind, offer.duration_hours)),
-        _("Price: <b>{price}</b>").format(price=money(priced.display_price))
-        if offer.price.currency == priced.display_price.currency
-        else _("Price: <b>{price}</b> ({provider_price} at the provider)").format(
-            price=money(priced.display_price), provider_price=money(offer.price)
-        ),
+        # The buyer's price only: the provider's own price and currency are the operator's.
+        _("Price: <b>{price}</b>").format(price=money(priced.display_price)),
         "",
     ]
     if offer.kind is OrderKind.RENTAL:
@@ -310,7 +438,8 @@ def status(value: OrderStatus) -> str:
     return f"{_STATUS[value]} {names[value]}"
 
 
-def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...]) -> str:
+def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...], now: datetime) -> str:
+    """The number card; its times in the user's zone and relative to ``now``."""
     service_name = identifiers.service_name(order.service)
     lines = [
         f"📱 <code>{escape(phone(order.phone))}</code>",
@@ -319,7 +448,8 @@ def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...]) -> str:
         _("Status: {status}").format(status=status(order.status)),
     ]
     if order.expires_at:
-        lines.append(_("Until: {when}").format(when=when(order.expires_at)))
+        until = when(order.expires_at, now if order.is_active else None)
+        lines.append(_("Until: {when}").format(when=until))
     if order.display_price:
         lines.append(_("Price: {price}").format(price=money(order.display_price)))
     lines.append("")
@@ -327,17 +457,19 @@ def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...]) -> str:
         lines.append(_("<b>Messages</b>"))
         shown = messages[-5:]
         for message in shown:  # however long the SMS, the card stays within Telegram's limit
-            lines.append(sms_line(message, limit=CARD_SMS_BUDGET // len(shown)))
+            lines.append(sms_line(message, limit=CARD_SMS_BUDGET // len(shown), now=now))
     elif order.is_active:
         lines.append(_("Waiting for SMS… codes appear here."))
     return "\n".join(lines)
 
 
-def sms_line(message: StoredMessage, limit: int = SMS_TEXT_BUDGET) -> str:
+def sms_line(
+    message: StoredMessage, limit: int = SMS_TEXT_BUDGET, now: datetime | None = None
+) -> str:
     code = f"<code>{escape(shorten(message.code, MAX_CODE))}</code>" if message.code else ""
     text = escape(shorten(message.text or "", limit))
     sender = f" ({escape(shorten(message.sender, MAX_SENDER))})" if message.sender else ""
-    stamp = when(message.received_at or message.stored_at)
+    stamp = when(message.received_at or message.stored_at, now)
     body = " — ".join(part for part in (code, text) if part)
     return f"• {body}{sender}\n  <i>{stamp}</i>"
 
@@ -378,15 +510,18 @@ def _order_head(order: StoredOrder) -> str:
     return f"{service} · <code>{escape(phone(order.phone))}</code>"
 
 
-def sms_push(order: StoredOrder, message: StoredMessage, *, plain: bool = False) -> str:
-    """A new SMS: the code first, then the text, sender and time; within Telegram's limit
-    whatever the provider sent (a text too long is shortened, the code is always there).
-    ``plain``: the same without HTML, for when Telegram refuses the markup."""
+def sms_push(
+    order: StoredOrder, message: StoredMessage, *, plain: bool = False, now: datetime | None = None
+) -> str:
+    """A new SMS: the code first, then the text, sender and time (relative to ``now`` when
+    given); within Telegram's limit whatever the provider sent (a text too long is shortened,
+    the code is always there). ``plain``: the same without HTML, for when Telegram refuses the
+    markup."""
     code = shorten(message.code, MAX_CODE) if message.code else None
     text = message.text or ""
     short = shorten(text, SMS_TEXT_BUDGET)
     sender = shorten(message.sender, MAX_SENDER) if message.sender else None
-    stamp = when(message.received_at or message.stored_at)
+    stamp = when(message.received_at or message.stored_at, now)
     cut = _("(shortened: {n} characters in all)").format(n=len(text)) if short != text else None
     if plain:
         service = identifiers.service_name(order.service)
@@ -432,13 +567,82 @@ def rental_reminder(order: StoredOrder, left: str) -> str:
 
 
 def time_left(seconds: float) -> str:
-    hours = int(seconds // 3600)
-    if hours >= 24:
-        return duration(hours - hours % 24)
-    if hours >= 1:
-        return duration(hours)
-    minutes = max(1, int(seconds // 60))
-    return _("{n} minute", "{n} minutes", minutes).format(n=minutes)
+    """How long a rental still runs: "3 h 59 min" (never less than a minute)."""
+    return countdown(max(60.0, seconds))
+
+
+# --- settings, buy again, links ---------------------------------------------------------------
+
+
+def zone_name(name: str | None, now: datetime) -> str:
+    """A stored zone as people read it: "Europe/Moscow (UTC+03:00)", "UTC", "UTC+05:30"."""
+    tz = zones.resolve(name)
+    if name is None or tz is None:
+        return "UTC"
+    if name.startswith("UTC"):  # UTC and fixed offsets name themselves
+        return name
+    return f"{escape(name)} ({zones.offset_label(now.astimezone(tz))})"
+
+
+def _local_time(now: datetime, name: str | None) -> str:
+    shown = now.astimezone(zones.resolve(name) or UTC)
+    return str(format_datetime(shown, "HH:mm", locale=locale()))
+
+
+def settings(zone: str | None, now: datetime) -> str:
+    shown = zone_name(zone, now) if zone else _("UTC (not set)")
+    return "\n".join(
+        (
+            _("<b>Settings</b>"),
+            _("Time zone: <b>{zone}</b>; it is {time} there now.").format(
+                zone=shown, time=_local_time(now, zone)
+            ),
+            "",
+            _(
+                "Times are shown in this zone. Pick one below, or type its name (Europe/Paris, "
+                "New York) or an offset (UTC+3, UTC-5:30)."
+            ),
+        )
+    )
+
+
+def zone_set(zone: str, now: datetime) -> str:
+    return _("✅ Time zone: {zone}. It is {time} there now.").format(
+        zone=zone_name(zone, now), time=_local_time(now, zone)
+    )
+
+
+def zone_invalid(text: str) -> str:
+    return _(
+        "“{text}” is not a time zone I know. Type a name like Europe/Paris or an offset like "
+        "UTC+3, or pick one below."
+    ).format(text=escape(excerpt(text)))
+
+
+def buy_again_gone(provider: str) -> str:
+    return _("{provider} no longer sells that number. Here are the current offers:").format(
+        provider=title(provider)
+    )
+
+
+def link_invalid() -> str:
+    return _("That link does not open anything here. Here is the menu:")
+
+
+def link_usage() -> str:
+    return _("Usage: /link SERVICE COUNTRY, e.g. /link tg us")
+
+
+def link_unknown(service: str, country_code: str) -> str:
+    return _("Nobody sells {service} in {country} here: no link made.").format(
+        service=escape(excerpt(service)), country=escape(excerpt(country_code))
+    )
+
+
+def link_made(service_name: str, iso: str, url: str) -> str:
+    return _("Link to the offers for <b>{service}</b> in {country}:\n{url}").format(
+        service=escape(service_name), country=country(iso), url=escape(url)
+    )
 
 
 def auto_renewed(order: StoredOrder) -> str:
@@ -515,14 +719,20 @@ def cancelled(refunded: Money | None = None, *, unknown: bool = False) -> str:
 
 
 def countdown(seconds: float) -> str:
-    """A short relative time: "1 min 40 s", "3 h 59 min"."""
+    """A short span, its two largest units: "2 d 5 h", "3 h 59 min", "1 min 40 s", "15 min"."""
     total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
+    if days:
+        both, one = _("{d} d {h} h"), _("{d} d")
+        return (both if hours else one).format(d=days, h=hours)
     if hours:
-        return _("{h} h {m} min").format(h=hours, m=minutes)
+        both, one = _("{h} h {m} min"), _("{h} h")
+        return (both if minutes else one).format(h=hours, m=minutes)
     if minutes:
-        return _("{m} min {s} s").format(m=minutes, s=secs)
+        both, one = _("{m} min {s} s"), _("{m} min")
+        return (both if secs else one).format(m=minutes, s=secs)
     return _("{s} s").format(s=secs)
 
 
@@ -646,8 +856,8 @@ def unknown_command() -> str:
 
 def not_understood() -> str:
     return _(
-        "I didn't get that. Pick what you want below; to find a service or a country, tap "
-        "“Buy a number” and type its name."
+        "I didn't get that. Pick what you want below, or type the name of a service or a "
+        "country to find it."
     )
 
 
@@ -827,6 +1037,19 @@ def low_balance(provider: str, balance: Money) -> str:
     )
 
 
+def _amounts(values: dict[str, Decimal]) -> str:
+    """Amounts in several currencies on one line ("$1.50, 45.00 RUB"), "—" when none."""
+    return ", ".join(money(Money(a, c)) for c, a in sorted(values.items())) or "—"
+
+
+def users_count(n: int) -> str:
+    return _("{n} user", "{n} users", n).format(n=n)
+
+
+def orders_count(n: int) -> str:
+    return _("{n} order", "{n} orders", n).format(n=n)
+
+
 def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
     rows = [_("<b>Provider balances</b>")]
     for provider, balance in lines:
@@ -837,14 +1060,18 @@ def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
         _(
             "<b>Users</b>: {users} · approved {approved} · asking {requested} · blocked {blocked}"
         ).format(
-            users=stats.users,
+            users=users_count(stats.users),
             approved=stats.approved,
             requested=stats.requested,
             blocked=stats.blocked,
         ),
         _("<b>Orders</b>: {orders} · active {active} · got a code {share}").format(
-            orders=stats.orders, active=stats.active, share=f"{stats.code_share:.0%}"
+            orders=orders_count(stats.orders), active=stats.active, share=f"{stats.code_share:.0%}"
         ),
+        "",
+        _("Revenue from wallets: {amounts}").format(amounts=_amounts(stats.revenue)),
+        _("Spent at providers: {amounts}").format(amounts=_amounts(stats.spend)),
+        _("<b>Profit</b>: {amounts}").format(amounts=_amounts(stats.profit)),
     ]
     if stats.failed_deliveries:
         rows.append(
@@ -852,44 +1079,193 @@ def admin_panel(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
                 n=stats.failed_deliveries
             )
         )
-    for currency, amount in sorted(stats.revenue.items()):
-        rows.append(
-            _("Revenue from wallets: {amount}").format(amount=money(Money(amount, currency)))
-        )
-    for provider, figures in sorted(stats.providers.items()):
-        spend = ", ".join(money(Money(a, c)) for c, a in sorted(figures.spend.items())) or "—"
-        rows.append(
-            _("{provider}: {orders} orders, {coded} with a code, spent {spend}").format(
-                provider=title(provider),
-                orders=figures.orders,
-                coded=figures.with_code,
-                spend=spend,
-            )
-        )
     return "\n".join(rows)
 
 
-def user_card(user: User, balance: Money, orders: int) -> str:
-    access = {
+def admin_providers(lines: list[tuple[str, Money | None]], stats: Stats) -> str:
+    rows = [_("<b>Providers</b>")]
+    balances = dict(lines)
+    for provider in sorted(set(balances) | set(stats.providers)):
+        figures = stats.providers.get(provider)
+        balance = balances.get(provider)
+        rows += [
+            "",
+            f"<b>{title(provider)}</b>",
+            _("Balance: {balance}").format(
+                balance=money(balance) if balance is not None else _("not available")
+            ),
+        ]
+        if figures is not None:
+            rows.append(
+                _("{orders}, {coded} with a code, spent {spend}").format(
+                    orders=orders_count(figures.orders),
+                    coded=figures.with_code,
+                    spend=_amounts(figures.spend),
+                )
+            )
+    return "\n".join(rows)
+
+
+def requests_button(n: int) -> str:
+    return _("🙋 Requests ({n})").format(n=n)
+
+
+def no_requests() -> str:
+    return _("No access requests are waiting.")
+
+
+def user_name(user: User) -> str:
+    """The user's name as Telegram reported it (escaped), else "User 123"."""
+    return escape(user.full_name) if user.full_name else _("User {id}").format(id=user.id)
+
+
+def user_label(user: User) -> str:
+    """A plain line for a button: "Anna @anna"."""
+    name = user.full_name or _("User {id}").format(id=user.id)
+    handle = f" @{user.username}" if user.username else ""
+    return shorten(name + handle, 40)
+
+
+def _access_name(access: Access) -> str:
+    return {
         Access.NONE: _("not asked"),
         Access.REQUESTED: _("asking"),
         Access.APPROVED: _("approved"),
         Access.DENIED: _("denied"),
-    }[user.access]
+    }[access]
+
+
+def user_card(
+    user: User,
+    balance: Money,
+    orders: int,
+    recent: list[StoredOrder] | None = None,
+    history: list[HistoryItem] | None = None,
+) -> str:
+    handle = f" @{escape(user.username)}" if user.username else ""
     lines = [
-        _("<b>User {id}</b>").format(id=user.id),
-        _("Access: {access}").format(access=access),
+        _("<b>{name}</b>{handle} · id <code>{id}</code>").format(
+            name=user_name(user), handle=handle, id=user.id
+        ),
+        _("Access: {access}").format(access=_access_name(user.access)),
         _("Wallet: {balance}").format(balance=money(balance)),
         _("Orders: {n}").format(n=orders),
         _("First seen: {when}").format(when=when(user.first_seen)),
     ]
     if user.blocked:
         lines.append(_("⛔ Blocked"))
+    if user.blocked_bot:
+        lines.append(_("🔕 Has blocked the bot"))
+    if recent:
+        lines += ["", _("<b>Latest orders</b>")]
+        for order in recent:
+            price = money(order.display_price)  # "—" when the user paid nothing shown
+            lines.append(
+                f"#{order.id} · {escape(identifiers.service_name(order.service))} · "
+                f"{country(order.country)} · <code>{escape(phone(order.phone))}</code> · "
+                f"{status(order.status)} · {price}"
+            )
+    if history:
+        lines += ["", _("<b>Wallet history</b>")]
+        lines += [history_line(item) for item in history]
     return "\n".join(lines)
 
 
 def user_usage() -> str:
-    return _("Usage: /user USER_ID")
+    return _("Usage: /user USER_ID or /user @username")
+
+
+def users_list(users: list[User], total: int, page: int, pages: int, query: str | None) -> str:
+    if not users:
+        if query:
+            return _(
+                "No users match «{query}». Try part of a name, an @username or an id: /users TEXT"
+            ).format(query=escape(excerpt(query)))
+        return _("No users yet.")
+    if query:
+        head = _("<b>Users</b> matching «{query}»: {users}").format(
+            query=escape(excerpt(query)), users=users_count(total)
+        )
+    else:
+        head = _("<b>Users</b>: {users}").format(users=users_count(total))
+    rows = [head + _page_line(page, pages), ""]
+    for user in users:
+        handle = f" @{escape(user.username)}" if user.username else ""
+        marks = " ⛔" if user.blocked else ""
+        marks += " 🔕" if user.blocked_bot else ""
+        rows.append(
+            f"• {user_name(user)}{handle} · <code>{user.id}</code> · "
+            f"{_access_name(user.access)}{marks}"
+        )
+    rows += ["", _("Tap a user for their card; search with /users TEXT.")]
+    return "\n".join(rows)
+
+
+def access_decided(
+    user: User | None, user_id: int, approved: bool, admin: str, changed: bool
+) -> str:
+    """The admins' request message, edited to its outcome."""
+    name = user_name(user) if user is not None else str(user_id)
+    handle = f" @{escape(user.username)}" if user is not None and user.username else ""
+    values = {"name": name, "handle": handle, "id": user_id, "admin": escape(admin)}
+    if not changed:
+        if approved:
+            return _("✅ {name}{handle} (id <code>{id}</code>) was already approved.").format(
+                **values
+            )
+        return _("🚫 {name}{handle} (id <code>{id}</code>) was already denied.").format(**values)
+    if approved:
+        return _("✅ Approved {name}{handle} (id <code>{id}</code>), by {admin}.").format(**values)
+    return _("🚫 Denied {name}{handle} (id <code>{id}</code>), by {admin}.").format(**values)
+
+
+def access_approved_push() -> str:
+    return _("✅ Your access was approved. You can get numbers now.")
+
+
+def broadcast_usage() -> str:
+    return _(
+        "Write the message after the command, e.g. /broadcast Hello everyone! "
+        "Bold, italics and links are kept."
+    )
+
+
+def broadcast_question(n: int) -> str:
+    return _(
+        "📣 Send the message above to {n} user?",
+        "📣 Send the message above to {n} users?",
+        n,
+    ).format(n=n)
+
+
+def broadcast_cancelled() -> str:
+    return _("Broadcast cancelled; nothing was sent.")
+
+
+def broadcast_gone() -> str:
+    return _("This broadcast was already sent or cancelled.")
+
+
+def broadcast_progress(settled: int, total: int, sent: int, blocked: int, failed: int) -> str:
+    return _(
+        "📣 Sending… {settled}/{total}\nDelivered {sent} · blocked the bot {blocked} · "
+        "failed {failed}"
+    ).format(settled=settled, total=total, sent=sent, blocked=blocked, failed=failed)
+
+
+def broadcast_done(total: int, sent: int, blocked: int, failed: int) -> str:
+    return _(
+        "📣 Broadcast finished: delivered to {sent} of {total}\nBlocked the bot {blocked} · "
+        "failed {failed}"
+    ).format(total=total, sent=sent, blocked=blocked, failed=failed)
+
+
+def export_orders_caption(n: int) -> str:
+    return _("📄 Orders: {orders} (CSV)").format(orders=orders_count(n))
+
+
+def export_ledger_caption(n: int) -> str:
+    return _("📄 Wallet ledger: {n} row (CSV)", "📄 Wallet ledger: {n} rows (CSV)", n).format(n=n)
 
 
 def blocked() -> str:
@@ -919,12 +1295,6 @@ def access_request_for_admin(name: str, username: str | None, user_id: int) -> s
     )
 
 
-def access_decided(user_id: int, approved: bool) -> str:
-    if approved:
-        return _("Approved user {id}.").format(id=user_id)
-    return _("Denied user {id}.").format(id=user_id)
-
-
 def admins_only() -> str:
     return _("This command is for the bot's admins.")
 
@@ -936,7 +1306,7 @@ def user_blocked(user_id: int, blocked: bool) -> str:
 
 
 def unknown_user(text: str) -> str:
-    return _("No such user: {text}. Use the numeric Telegram id.").format(
+    return _("No such user: {text}. Use the numeric Telegram id or the @username.").format(
         text=escape(excerpt(text))
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +34,24 @@ class Stats:
     @property
     def code_share(self) -> float:
         return self.with_code / self.orders if self.orders else 0.0
+
+    @property
+    def spend(self) -> dict[str, Decimal]:
+        """What every provider charged together, per currency (cancelled orders excluded)."""
+        amounts: dict[str, list[Decimal]] = defaultdict(list)
+        for figures in self.providers.values():
+            for currency, amount in figures.spend.items():
+                amounts[currency].append(amount)
+        return {currency: exact_sum(values) for currency, values in amounts.items()}
+
+    @property
+    def profit(self) -> dict[str, Decimal]:
+        """Revenue minus provider spend, per currency (no conversion between currencies)."""
+        spend, zero = self.spend, Decimal(0)
+        return {
+            currency: exact_sum([self.revenue.get(currency, zero), -spend.get(currency, zero)])
+            for currency in sorted(set(self.revenue) | set(spend))
+        }
 
 
 class StatsRepo:
@@ -97,3 +116,23 @@ class StatsRepo:
             (limit,),
         )
         return [(int(r["id"]), r["telegram_language"]) for r in rows]
+
+    async def orders_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+        """Orders with an id above ``after_id``, in id order, with the user's @username (a
+        page of the export: memory stays bounded however many orders there are)."""
+        return await self._db.fetchall(
+            "SELECT o.id, o.user_id, u.username, o.provider, o.provider_order_id, o.kind, "
+            "o.service, o.country, o.phone, o.price, o.currency, o.display_price, "
+            "o.display_currency, o.status, o.created_at, o.updated_at, o.expires_at, "
+            "o.renewed_at FROM orders o LEFT JOIN users u ON u.id = o.user_id "
+            "WHERE o.id > ? ORDER BY o.id LIMIT ?",
+            (after_id, limit),
+        )
+
+    async def ledger_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+        """Ledger rows with an id above ``after_id``, in id order (a page of the export)."""
+        return await self._db.fetchall(
+            "SELECT id, user_id, kind, amount, currency, hold_id, order_id, ref, actor, reason, "
+            "created_at FROM ledger WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )

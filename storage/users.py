@@ -56,6 +56,62 @@ class UsersRepo:
             )
         return changed == 1
 
+    async def set_profile(self, user_id: int, full_name: str | None, username: str | None) -> bool:
+        """Remember the name and @username Telegram reports (written only when they differ)."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET full_name = ?, username = ? "
+                "WHERE id = ? AND (full_name IS NOT ? OR username IS NOT ?)",
+                (full_name, username, user_id, full_name, username),
+            )
+        return changed == 1
+
+    async def find_by_username(self, username: str) -> User | None:
+        """The user whose @username this is (case-insensitive; with or without the @)."""
+        name = username.strip().removeprefix("@")
+        if not name:
+            return None
+        row = await self._db.fetchone(
+            "SELECT * FROM users WHERE lower(username) = lower(?) ORDER BY id LIMIT 1", (name,)
+        )
+        return None if row is None else _user(row)
+
+    async def page(
+        self, query: str | None = None, *, limit: int = 10, offset: int = 0
+    ) -> tuple[list[User], int]:
+        """A page of users, newest first, and how many match in all.
+
+        ``query`` matches a part of the name or the @username, or the whole id. SQLite's
+        ``LIKE`` ignores case for ASCII letters only, so a few case forms of the query are
+        tried (Cyrillic "иван" also finds "Иван" and "ИВАН").
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        where = "1 = 1"
+        params: list[object] = []
+        text = (query or "").strip().removeprefix("@")
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            forms = sorted(
+                {escaped, escaped.lower(), escaped.upper(), escaped.title(), escaped.capitalize()}
+            )
+            likes = " OR ".join(
+                "full_name LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\'" for _ in forms
+            )
+            where = f"({likes} OR CAST(id AS TEXT) = ?)"
+            params = [p for form in forms for p in (f"%{form}%", f"%{form}%")]
+            params.append(text)
+        total = await self._db.fetchone(
+            f"SELECT COUNT(*) FROM users WHERE {where}",  # noqa: S608 - built from constants
+            params,
+        )
+        rows = await self._db.fetchall(
+            f"SELECT * FROM users WHERE {where} "  # noqa: S608 - built from constants
+            "ORDER BY first_seen DESC, id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_user(row) for row in rows], int(total[0]) if total else 0
+
     async def set_access(
         self, user_id: int, access: Access, *, only_from: tuple[Access, ...] | None = None
     ) -> bool:
@@ -86,6 +142,15 @@ class UsersRepo:
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE users SET language = ? WHERE id = ?", (language, user_id)
+            )
+        return changed == 1
+
+    async def set_timezone(self, user_id: int, timezone: str | None) -> bool:
+        """Store the user's time zone (a name ``bot.timezones.parse`` gave: an IANA zone,
+        "UTC" or "UTC+05:30"; None: back to UTC); False if the user is unknown."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE users SET timezone = ? WHERE id = ?", (timezone, user_id)
             )
         return changed == 1
 

@@ -40,11 +40,14 @@ async def test_a_stranger_asks_and_an_admin_approves(tmp_path: Path) -> None:
         assert len([m for m in admin.messages() if "asks for access" in (m.text or "")]) == 1
 
         await admin.click(request, "✅ Approve")
-        assert (admin.last_message().text or "") == "Approved user 5005."
-        assert text_of(stranger) == "✅ You can get numbers now: /buy"
+        decided = admin.api.message(admin.chat.id, request.message_id)  # the request, edited
+        assert decided is not None and admin.buttons(decided) == []
+        assert (decided.text or "") == "✅ Approved Eve <x> @eve (id 5005), by User1001."
+        assert text_of(stranger) == "✅ Your access was approved. You can get numbers now."
+        assert stranger.buttons() == ["📲 Buy a number", "« Menu"]
         assert no_provider_calls(stack)
 
-        await stranger.send("/buy")
+        await stranger.click(stranger.last_message(), "📲 Buy a number")
         assert "Telegram" in stranger.buttons()  # now the catalog is fetched for them
 
 

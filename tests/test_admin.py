@@ -32,13 +32,20 @@ async def test_admin_panel_is_for_admins_and_shows_balances_figures_requests(
 
         admin.reset()
         await admin.send("/admin")
-        panel, request = [call.text for call in admin.calls(SendMessage)]
+        [panel] = [call.text for call in admin.calls(SendMessage)]
         assert "• Get-SMS: $99.50" in panel  # 100 minus the activation just bought
         assert "• BEE-SMS: $1,000.00" in panel  # read from /v1/user/balance (cents)
-        assert "Users</b>: 2 · approved 0 · asking 1 · blocked 0" in panel
-        assert "Orders</b>: 1 · active 1 · got a code 0%" in panel
-        assert "Get-SMS: 1 orders, 0 with a code, spent $0.50" in panel
-        assert "5005" in request and admin.buttons() == ["✅ Approve", "🚫 Deny"]
+        assert "Users</b>: 2 users · approved 0 · asking 1 · blocked 0" in panel
+        assert "Orders</b>: 1 order · active 1 · got a code 0%" in panel
+        assert "Spent at providers: $0.50" in panel
+        assert admin.buttons() == ["🔄 Refresh", "🙋 Requests (1)", "👥 Users", "🏭 Providers"]
+
+        await admin.click(admin.last_message(), "🏭 Providers")
+        assert "1 order, 0 with a code, spent $0.50" in (admin.last_message().text or "")
+        await admin.click(admin.last_message(), "« Admin")
+        await admin.click(admin.last_message(), "🙋 Requests (1)")
+        request = admin.last_message()
+        assert "5005" in (request.text or "") and admin.buttons() == ["✅ Approve", "🚫 Deny"]
 
 
 async def test_a_low_provider_balance_alerts_the_admins_once_per_crossing(
@@ -93,14 +100,14 @@ async def test_a_users_card_approves_blocks_and_shows_the_wallet(tmp_path: Path)
         await admin.send("/user 5005")
         card = admin.last_message()
         assert (card.text or "").splitlines()[:4] == [
-            "User 5005",
+            "User5005 · id 5005",
             "Access: not asked",
             "Wallet: $3.00",
             "Orders: 0",
         ]
-        assert admin.buttons(card) == ["✅ Approve", "🚫 Deny", "⛔ Block"]
+        assert admin.buttons(card) == ["✅ Approve", "🚫 Deny", "⛔ Block", "« Users"]
         await admin.click(card, "⛔ Block")
-        assert (admin.last_message().text or "").endswith("⛔ Blocked")
+        assert "\n⛔ Blocked\n" in (admin.last_message().text or "")
         await user.send("/start")
         assert (user.last_message().text or "") == "Sorry, this bot is not available to you."
         await admin.click(admin.last_message(), "🔓 Unblock")

@@ -24,6 +24,7 @@ from bot.cli import UsageError, resolve_country, resolve_service
 from bot.config import Settings
 from bot.providers.registry import PROVIDER_IDS, PROVIDER_TITLES
 from tests.emulators.suite import EmulatorSuite
+from tests.fakes.bot_server import FakeBotServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 60.0
@@ -39,8 +40,8 @@ JSON_KEYS = {
     "display_currency",
     "stock",
 }
-ROW_NAMES = ("bot token", "database", "providers", *PROVIDER_TITLES.values(), "prices")
-DOCTOR_ROW = re.compile(rf"^(OK|FAIL)\s+({'|'.join(map(re.escape, ROW_NAMES))})\s+(.*)$")
+ROW_NAMES = ("bot token", "admins", "database", "providers", *PROVIDER_TITLES.values(), "prices")
+DOCTOR_ROW = re.compile(rf"^(OK|WARN|FAIL)\s+({'|'.join(map(re.escape, ROW_NAMES))})\s+(.*)$")
 # Secret settings are preset blank (= unset), the rest to their defaults, so that neither the
 # caller's environment nor a ``.env`` found by ``load_dotenv`` (it searches from the package's
 # folder, not the working directory) can leak into a run: it never overrides a variable set.
@@ -71,8 +72,9 @@ class Run:
 class Cli:
     """Runs ``python -m bot`` against the emulators with a clean environment."""
 
-    def __init__(self, suite: EmulatorSuite, workdir: Path) -> None:
+    def __init__(self, suite: EmulatorSuite, workdir: Path, telegram: FakeBotServer) -> None:
         self.suite = suite
+        self.telegram = telegram  # doctor asks it getMe (never the real Telegram)
         self.workdir = workdir
         self.db_path = workdir / "data" / "bot.sqlite3"
         keys = [v for k, v in suite.env().items() if not k.endswith(("_BASE_URL", "_CURRENCY"))]
@@ -82,6 +84,7 @@ class Cli:
         env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
         env.update(PINNED_SETTINGS)
         env.update(self.suite.env())
+        env["TELEGRAM_API_URL"] = self.telegram.base_url
         env["DATABASE_PATH"] = str(self.db_path)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
@@ -126,10 +129,15 @@ async def suite() -> AsyncIterator[EmulatorSuite]:
 
 
 @pytest.fixture
-def cli(suite: EmulatorSuite, tmp_path: Path) -> Cli:
+async def cli(suite: EmulatorSuite, tmp_path: Path) -> AsyncIterator[Cli]:
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    return Cli(suite, workdir)
+    telegram = FakeBotServer()
+    await telegram.start()
+    try:
+        yield Cli(suite, workdir, telegram)
+    finally:
+        await telegram.stop()
 
 
 def total_requests(suite: EmulatorSuite) -> int:
@@ -379,8 +387,9 @@ async def test_doctor_all_good(cli: Cli) -> None:
     assert run.code == 0, run.out + run.err
     rows = doctor_rows(run)
     assert set(rows) == set(ROW_NAMES)
-    assert all(status == "OK" for status, _ in rows.values())
-    assert rows["bot token"] == ("OK", "set")
+    assert all(status == "OK" for name, (status, _) in rows.items() if name != "admins")
+    assert rows["bot token"] == ("OK", "accepted by Telegram: @numbers_bot")  # getMe
+    assert rows["admins"][0] == "WARN" and "ADMIN_IDS is empty" in rows["admins"][1]
     assert rows["database"] == ("OK", str(cli.db_path))
     assert cli.db_path.is_file()  # the folder was created and the file opened
     assert rows["providers"][1] == ", ".join(PROVIDER_TITLES.values())
@@ -459,7 +468,7 @@ async def test_doctor_with_no_provider_enabled(cli: Cli) -> None:
 
     assert run.code == 1
     rows = doctor_rows(run)
-    assert set(rows) == {"bot token", "database", "providers"}
+    assert set(rows) == {"bot token", "admins", "database", "providers"}
     assert rows["providers"] == ("FAIL", "none enabled: set at least one provider key")
 
 

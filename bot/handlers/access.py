@@ -80,18 +80,28 @@ async def decide_access(
     if not access.is_admin(query.from_user.id):
         await answer(query, texts.admins_only(), alert=True)
         return
-    changed = await access.decide(callback_data.user_id, callback_data.approve)
+    target, approve = callback_data.user_id, callback_data.approve
+    changed = await access.decide(target, approve)
     await answer(query)
-    await show(query, texts.access_decided(callback_data.user_id, callback_data.approve))
-    if changed:
-        log.info(
-            "admin %s %s user %s",
-            query.from_user.id,
-            "approved" if callback_data.approve else "denied",
-            callback_data.user_id,
+    decided = texts.access_decided(
+        await users.get(target), target, approve, query.from_user.full_name, changed
+    )
+    await show(query, decided)  # the request turns into its outcome, without buttons
+    if not changed:
+        return
+    log.info(
+        "admin %s %s user %s", query.from_user.id, "approved" if approve else "denied", target
+    )
+    if approve:
+        await _tell(
+            bot,
+            target,
+            users,
+            i18n,
+            lambda: (texts.access_approved_push(), keyboards.start_buying()),
         )
-        tell = texts.access_granted if callback_data.approve else texts.access_denied
-        await _tell(bot, callback_data.user_id, users, i18n, lambda: (tell(), None))
+    else:
+        await _tell(bot, target, users, i18n, lambda: (texts.access_denied(), None))
 
 
 async def block_command(

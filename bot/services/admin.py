@@ -17,7 +17,10 @@ from decimal import Decimal
 from bot.clock import Clock
 from bot.money import Money
 from bot.providers.base import Provider, ProviderError
+from bot.services.export import CsvFile, export_all
+from storage.models import User
 from storage.stats import Stats, StatsRepo
+from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,19 @@ class BalanceLine:
     provider: str
     balance: Money | None
     error: str | None = None  # why there is no balance (no such call, provider down)
+
+
+async def find_user(users: UsersRepo, text: str) -> User | None:
+    """The user an admin named: a numeric Telegram id or an @username (the @ optional)."""
+    raw = text.strip()
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > 19 or not 0 < int(raw) < 2**63:  # outside SQLite's INTEGER: nobody
+            return None
+        return await users.get(int(raw))
+    name = raw.removeprefix("@")
+    if name and name.isascii() and name.replace("_", "").isalnum():  # Telegram's alphabet
+        return await users.find_by_username(name)
+    return None
 
 
 class AdminService:
@@ -63,6 +79,10 @@ class AdminService:
 
     async def stats(self) -> Stats:
         return await self._stats.stats()
+
+    async def export(self) -> list[CsvFile]:
+        """Orders and ledger as CSV files on disk; the caller sends them, then removes them."""
+        return await export_all(self._stats, self._clock.now().strftime("%Y%m%d-%H%M%S"))
 
     async def requested_users(self) -> list[int]:
         return [user_id for user_id, _ in await self._stats.requested_users()]

@@ -1,8 +1,10 @@
 """Start the four provider emulators for a manual run of the bot: ``make emulators``.
 
-Prints the settings to paste into ``.env`` (keys are the emulators' test keys, not secrets),
-then serves until Ctrl+C. Get-SMS activations receive a code 20 s after purchase so the whole
-flow can be tried by hand; the other emulators take SMS only from tests.
+Prints the settings for ``.env`` (keys are the emulators' test keys, not secrets) as lines that
+can be appended to it as they are (``KEY=value``; everything else is a ``#`` comment), e.g.
+``make emulators | tee -a .env``, then serves until Ctrl+C. Get-SMS activations receive a code
+20 s after purchase so the whole flow can be tried by hand; the other emulators take SMS only
+from tests.
 """
 
 from __future__ import annotations
@@ -10,19 +12,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
+from collections.abc import Mapping
 
 from tests.emulators.base import WallClock
 from tests.emulators.suite import EmulatorSuite
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@,=+-]*")
+
+
+def env_lines(env: Mapping[str, str]) -> list[str]:
+    """``.env`` lines: a ``#`` comment saying what they are, then ``KEY=value`` (quoted only
+    when the value has characters a ``.env`` reader would take otherwise)."""
+    lines = ["# Provider emulators (make emulators): their test keys, not secrets."]
+    for name, value in env.items():
+        shown = value if _PLAIN.fullmatch(value) else '"' + value.replace('"', '\\"') + '"'
+        lines.append(f"{name}={shown}")
+    return lines
 
 
 async def serve(first_port: int) -> None:
     suite = EmulatorSuite(WallClock())
     suite.getsms.auto_sms_after = 20.0
     await suite.start(first_port)
-    print("Provider emulators are up. Put these lines in .env:\n")
-    for name, value in suite.env().items():
-        print(f"{name}={value}")
-    print("\nCtrl+C stops them.", flush=True)
+    for line in env_lines(suite.env()):
+        print(line)
+    print("# Add BOT_TOKEN and ADMIN_IDS yourself. Ctrl+C stops the emulators.", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

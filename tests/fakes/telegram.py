@@ -15,7 +15,10 @@ It never opens a socket. It behaves like Telegram where bots commonly get it wro
   of callback data are rejected too; Markdown modes are not emulated (``NotImplementedError``);
 * ``editMessageText`` without ``reply_markup`` removes the inline keyboard; an edit that changes
   nothing is ``message is not modified``; editing or deleting an unknown message is a 400;
-* a callback or pre-checkout query can be answered once.
+* a callback or pre-checkout query can be answered once;
+* the bot's description and short description are kept per ``language_code`` (``None``: the
+  default) as ``descriptions`` and ``short_descriptions``, an empty one removes that
+  language's, a longer one than the Bot API allows is a 400; ``getMy*`` read them back.
 
 It keeps a per-chat *screen*: the latest version of each message the bot sent, so a test clicks
 what the user sees. Control methods: ``add_chat``, ``block``/``unblock``, ``fail_next`` (and
@@ -39,7 +42,7 @@ import logging
 import re
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn, TypeVar, cast, overload
 
 from aiogram import Bot, Dispatcher
@@ -55,14 +58,24 @@ from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
     GetMe,
+    GetMyDescription,
+    GetMyShortDescription,
+    SendDocument,
     SendInvoice,
     SendMessage,
+    SetMyCommands,
+    SetMyDescription,
+    SetMyShortDescription,
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import (
+    BotCommandScopeChat,
+    BotDescription,
+    BotShortDescription,
     CallbackQuery,
     Chat,
+    Document,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -85,6 +98,8 @@ logger = logging.getLogger(__name__)
 TOKEN: Final = "123456789:FAKE-token-for-tests-never-sent"
 MAX_TEXT: Final = 4096
 MAX_CALLBACK_DATA: Final = 64
+MAX_DESCRIPTION: Final = 512  # setMyDescription: 0-512 characters
+MAX_SHORT_DESCRIPTION: Final = 120  # setMyShortDescription: 0-120 characters
 NOT_MODIFIED: Final = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
     " exactly the same as a content and reply markup of the current content and reply markup of"
@@ -158,6 +173,7 @@ class ApiCall:
     params: dict[str, Any]
     chat_id: int | str | None
     error: TelegramAPIError | ClientDecodeError | None = None
+    files: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)  # name, content
 
 
 @dataclass
@@ -314,6 +330,8 @@ class FakeBotApi(BaseSession):
         self._message_ids: dict[int, Iterator[int]] = defaultdict(lambda: itertools.count(1))
         self._update_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
+        self.descriptions: dict[str | None, str] = {}
+        self.short_descriptions: dict[str | None, str] = {}
 
     # control ------------------------------------------------------------------------------
 
@@ -443,6 +461,9 @@ class FakeBotApi(BaseSession):
         }
         chat_id = self._target(params)
         raw: str | None = None
+        uploads: dict[str, tuple[str | None, bytes]] = {}
+        for key, file in files.items():  # read as aiohttp would stream it
+            uploads[key] = (file.filename, b"".join([chunk async for chunk in file.read(bot)]))
         try:
             status, body = 200, {"ok": True, "result": self._answer(bot, name, method, chat_id)}
         except ApiError as error:
@@ -456,9 +477,9 @@ class FakeBotApi(BaseSession):
             )
         except (TelegramAPIError, ClientDecodeError) as error:
             logger.debug("fake Bot API: %s -> %s", name, error)
-            self.log.append(ApiCall(name, method, params, chat_id, error))
+            self.log.append(ApiCall(name, method, params, chat_id, error, uploads))
             raise
-        self.log.append(ApiCall(name, method, params, chat_id))
+        self.log.append(ApiCall(name, method, params, chat_id, files=uploads))
         result = response.result
         if isinstance(result, Message):
             screen = self._screens[result.chat.id]
@@ -495,6 +516,19 @@ class FakeBotApi(BaseSession):
             return _json(result)
         if isinstance(method, GetMe):
             return _json(self.me(bot))
+        if isinstance(method, SetMyDescription | SetMyShortDescription):
+            return self._describe(method)
+        if isinstance(method, GetMyDescription):
+            text = self.descriptions.get(method.language_code, "")
+            return _json(BotDescription(description=text))
+        if isinstance(method, GetMyShortDescription):
+            text = self.short_descriptions.get(method.language_code, "")
+            return _json(BotShortDescription(short_description=text))
+        scope = method.scope if isinstance(method, SetMyCommands) else None
+        if isinstance(scope, BotCommandScopeChat) and scope.chat_id not in self._chats:
+            raise ApiError(400, "Bad Request: chat not found")  # a chat the bot never met
+        if isinstance(method, SendDocument):
+            return _json(self._send_document(bot, method, cast(int, chat_id)))
         if isinstance(method, SendMessage | SendInvoice):
             return _json(self._send(bot, method, cast(int, chat_id)))
         if isinstance(method, EditMessageText | EditMessageReplyMarkup):
@@ -517,6 +551,48 @@ class FakeBotApi(BaseSession):
         if method.__returning__ is bool:
             return True
         raise NotImplementedError(f"FakeBotApi does not emulate {name}; add FakeBotApi.on(...)")
+
+    def _describe(self, method: SetMyDescription | SetMyShortDescription) -> bool:
+        if isinstance(method, SetMyDescription):
+            kept, text, limit = self.descriptions, method.description, MAX_DESCRIPTION
+        else:
+            kept, text, limit = (
+                self.short_descriptions,
+                method.short_description,
+                MAX_SHORT_DESCRIPTION,
+            )
+        if len(text or "") > limit:
+            raise ApiError(400, f"Bad Request: description is longer than {limit} characters")
+        if text:
+            kept[method.language_code] = text
+        else:
+            kept.pop(method.language_code, None)
+        return True
+
+    def _send_document(self, bot: Bot, method: SendDocument, chat_id: int) -> Message:
+        """A document message (its content is in the call's ``files``)."""
+        file = method.document
+        name = file.filename if isinstance(file, InputFile) else None
+        caption, entities = (
+            self._render(bot, method.caption, method.parse_mode, method.caption_entities)
+            if method.caption
+            else (None, None)
+        )
+        message_id = self.next_message_id(chat_id)
+        return Message(
+            message_id=message_id,
+            date=self.clock.now(),
+            chat=self._chats[chat_id],
+            from_user=self.me(bot),
+            document=Document(
+                file_id=f"doc-{chat_id}-{message_id}",
+                file_unique_id=f"u-{chat_id}-{message_id}",
+                file_name=name,
+            ),
+            caption=caption,
+            caption_entities=entities,
+            reply_markup=self._markup(method.reply_markup, chat_id),
+        )
 
     def _send(self, bot: Bot, method: SendMessage | SendInvoice, chat_id: int) -> Message:
         markup = self._markup(method.reply_markup, chat_id)
