@@ -15,7 +15,9 @@ It never opens a socket. It behaves like Telegram where bots commonly get it wro
   of callback data are rejected too; Markdown modes are not emulated (``NotImplementedError``);
 * ``editMessageText`` without ``reply_markup`` removes the inline keyboard; an edit that changes
   nothing is ``message is not modified``; editing or deleting an unknown message is a 400;
-* a callback or pre-checkout query can be answered once;
+* a callback or pre-checkout query can be answered once; ``sendDocument`` keeps the uploaded
+  bytes in the call's ``files``; ``setMyCommands`` for the chat scope of a chat the bot never met
+  is ``chat not found``;
 * the bot's description and short description are kept per ``language_code`` (``None``: the
   default) as ``descriptions`` and ``short_descriptions``, an empty one removes that
   language's, a longer one than the Bot API allows is a 400; ``getMy*`` read them back.
