@@ -9,15 +9,13 @@ import pytest
 from tests.stack import running_stack
 from tests.test_flow_orders import GETSMS_ACTIVATION, buy, deliver_sms
 
-MENU = ["📲 Buy a number", "📋 My numbers", "🌐 Language", "❓ Help"]
+MENU = ["📲 Buy a number", "📋 My numbers", "🌐 Language", "⚙️ Settings", "❓ Help"]
 
 
 @pytest.mark.parametrize(
     ("sent", "language", "reply"),
-    [
-        ("hello there", "en", "I didn't get that."),
+    [  # free text outside a step is a search: tests/test_search_anywhere.py
         ("/frobnicate", "en", "I don't know that command."),
-        ("привет", "ru", "Я не понял."),
         ("/foo", "ru", "Я не знаю такой команды."),
     ],
 )

@@ -462,6 +462,18 @@ class GetSmsProvider:
         return CancelTerms(None, refund, closes_at=closes)
 
     async def finish(self, order: Order) -> None:
+        """Unsupported: no documented call finishes what this adapter buys.
+
+        get-sms.txt's native API (where activations are bought: ``getnumber``) has getcode,
+        wrongcode, refusenumber and bannumber, and no finish: an order is "a kind of
+        temporary rental" of 15 minutes that ends by itself, its price taken only if an SMS
+        came. The compatible API's ``setStatus&status=6`` ("complete activation") takes "Order
+        ID received from getNumber request", i.e. an id of that API's own ``getNumber``; the
+        docs never say the two APIs share ids, and warn that the compatible one "is not updated
+        or properly supported". Sending it a native ``order_id`` would rest on a guess, and
+        buying through it instead would trade the documented native flow (and wrongcode's free
+        extra SMS) for an API the provider discourages. Rentals end on expiry or refuse.
+        """
         raise Unsupported(self.id, "finish (the native API has none)")
 
     async def cancel(self, order: Order) -> CancelOutcome:

@@ -144,31 +144,14 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
-# What people type that is neither the ISO code nor the CLDR name.
-COUNTRY_ALIASES = {"uk": "GB", "england": "GB", "usa": "US", "uae": "AE"}
-
-
 def find_countries(query: str, languages: tuple[str, ...] = ("en",)) -> list[str]:
-    """ISO codes whose code, alias or name (in any given language) matches ``query``: exact
-    first. Two letters that are no ISO code or alias match nothing (``UK`` is not Ukraine)."""
-    q = _fold(query.strip())
-    if not q:
-        return []
-    if q in COUNTRY_ALIASES:
-        return [COUNTRY_ALIASES[q]]
-    if len(q) == 2 and q.isalpha():
-        return [q.upper()] if is_country(q) else []
-    exact: list[str] = []
-    partial: list[str] = []
-    for iso in map(str, _locale("en").territories):
-        if not is_country(iso):
-            continue
-        names = [_fold(country_name(iso, lang)) for lang in languages] + [iso.casefold()]
-        if q in names:
-            exact.append(iso)
-        elif any(q in name for name in names[:-1]):
-            partial.append(iso)
-    return exact + sorted(partial)
+    """ISO codes whose code, alias or name (in any given language or English) matches
+    ``query``: exact first, then names with a word starting with it (see
+    :mod:`bot.providers.country_names`). Two letters that are no ISO code or alias match
+    nothing (``UK`` is not Ukraine)."""
+    from bot.providers import country_names  # it imports nothing of this module's users
+
+    return country_names.find(query, languages).all()
 
 
 def find_services(query: str, codes: Mapping[str, str] | None = None) -> list[str]:

@@ -333,6 +333,10 @@ class SmsBusProvider:
         raise Unsupported(PROVIDER_ID, "another code")
 
     async def finish(self, order: Order) -> None:
+        """Unsupported: sms-bus.md documents no finish or complete call (only get/number,
+        get/sms, cancel and reuse), and needs none: a request closes with its code (any later
+        cancel is 50103 "the request has already closed"), so :meth:`state` reports the order
+        finished as soon as its code is read, and the card stops being active by itself."""
         raise Unsupported(PROVIDER_ID, "finish")
 
     async def ban(self, order: Order) -> CancelOutcome:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import SYSTEM_CLOCK, Clock
-from bot.providers import identifiers
+from bot.providers import country_names, identifiers
 from bot.providers.base import Provider, ProviderCatalog, ProviderError
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,46 @@ def plausible_pair(service: str, country: str) -> bool:
         0 < len(code) <= MAX_CODE and code.isascii() and code.isprintable()
         for code in (service, country)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What a free-text search found among what is sold: services and countries, the best
+    grade of match only (a whole name, code or alias beats the start of a name, across both:
+    "Telegram" finds the service, not a country whose name starts so)."""
+
+    query: str
+    services: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.services and not self.countries
+
+
+def _service_matches(query: str, names: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(exact, prefix) service codes for ``query`` among ``names`` (code -> display name).
+
+    Exact: the code, an alias of it, or the whole name. Prefix: the start of the name or of
+    a word in it ("tele", "gmail"), or of an alias of four letters or more ("телег")."""
+    q = country_names.fold(query)
+    if len(q) < 2:
+        return [], []
+    aliased = identifiers.canonical_service(q)
+    exact = [c for c in names if c == aliased or country_names.fold(names[c]) == q]
+    needle = " " + q
+    by_alias = {
+        code
+        for alias, code in identifiers.service_aliases().items()
+        if len(alias) >= 4 and country_names.fold(alias).startswith(q)
+    }
+    prefix = [
+        c
+        for c in names
+        if c not in exact
+        and (c in by_alias or (" " + country_names.fold(names[c])).find(needle) >= 0)
+    ]
+    return exact, prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +107,56 @@ class MergedCatalog:
     def sells(self, service: str, country: str) -> bool:
         return country.upper() in self.by_service.get(service, frozenset())
 
+    def sold_countries(self) -> frozenset[str]:
+        """Every country where some service is sold."""
+        return frozenset().union(*self.by_service.values())
+
+    def services_in(self, country: str) -> list[str]:
+        """Services sold in ``country``: popular first, then by name (as :meth:`services`)."""
+        country = country.upper()
+        return [s for s in self.services() if country in self.by_service[s]]
+
+    def search_services(self, text: str | None, country: str) -> tuple[str, ...]:
+        """Services sold in ``country`` matching ``text``, the best grade of match only."""
+        query = search_query(text)
+        if query is None:
+            return ()
+        sold = self.services_in(country)
+        exact, prefix = _service_matches(query, {code: self.name(code) for code in sold})
+        best = set(exact or prefix)
+        return tuple(code for code in sold if code in best)
+
+    def search(self, text: str | None, languages: tuple[str, ...] = ("en",)) -> SearchResult:
+        """Services and countries (sold ones only) matching what a user typed, each kind in
+        the catalog's order (services popular first; countries by name in ``languages[0]``).
+        Country names are matched in every one of ``languages`` and English, with the names
+        people type (``country_names``); case, accents and ё/е do not matter."""
+        query = search_query(text)
+        if query is None:
+            return SearchResult(text or "")
+        names = {code: self.name(code) for code in self.by_service}
+        exact_services, prefix_services = _service_matches(query, names)
+        sold = self.sold_countries()
+        found = country_names.find(query, languages)
+        exact_countries = [iso for iso in found.exact if iso in sold]
+        prefix_countries = [iso for iso in found.prefix if iso in sold]
+        if exact_services or exact_countries:
+            services, countries = exact_services, exact_countries
+        else:
+            services, countries = prefix_services, prefix_countries
+        order = {code: i for i, code in enumerate(self.services())}
+        language = languages[0] if languages else "en"
+        return SearchResult(
+            query,
+            tuple(sorted(services, key=order.__getitem__)),
+            tuple(
+                sorted(
+                    countries,
+                    key=lambda iso: identifiers.country_name(iso, language).casefold(),
+                )
+            ),
+        )
+
 
 def merge(catalogs: Mapping[str, ProviderCatalog], failed: tuple[str, ...] = ()) -> MergedCatalog:
     by_service: dict[str, set[str]] = {}
@@ -93,6 +183,13 @@ class CatalogService:
         self._last_good: dict[str, ProviderCatalog] = {}
         self._merged: MergedCatalog | None = None
         self._lock = asyncio.Lock()
+
+    async def search(self, text: str | None, languages: tuple[str, ...] = ("en",)) -> SearchResult:
+        """:meth:`MergedCatalog.search` on the cached catalog (no provider call while cached);
+        a text that cannot be a name (too long, empty) searches nothing."""
+        if search_query(text) is None:
+            return SearchResult(text or "")
+        return (await self.get()).search(text, languages)
 
     async def sells(self, service: str, country: str) -> bool:
         """Whether some enabled provider sells ``service`` in ``country``, from the merged
