@@ -345,6 +345,18 @@ CREATE INDEX stock_alerts_pending ON stock_alerts (service, country) WHERE fired
 CREATE INDEX stock_alerts_by_user ON stock_alerts (user_id, id) WHERE fired_at IS NULL;
 """
 
+V11_ADMIN_SUMMARY = """
+-- Admins who asked for the daily summary (issue #12), by Telegram id (admins come from the
+-- ADMIN_IDS setting, not from users). last_sent_day (YYYY-MM-DD, UTC) is claimed by one
+-- conditional UPDATE before sending, so a restart or a second process does not send it twice.
+CREATE TABLE admin_summaries (
+    admin_id      INTEGER PRIMARY KEY,
+    enabled       INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+    last_sent_day TEXT,
+    updated_at    TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -356,6 +368,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "user profile", V8_USER_PROFILE),
     Migration(9, "broadcasts", V9_BROADCASTS),
     Migration(10, "offer stats", V10_OFFER_STATS),
+    Migration(11, "admin summary", V11_ADMIN_SUMMARY),
 )
 
 
