@@ -1,7 +1,7 @@
 """SMS delivery at scale: from an SMS arriving at a provider to the bot's sendMessage.
 
-Run ``python -m benchmarks.delivery`` (about five minutes on two cores, 80 s of it filling the
-database), or
+Run ``python -m benchmarks.delivery`` (about five minutes on two cores, one to two of them filling
+the database), or
 ``python -m benchmarks.delivery --quick`` (well under a minute, for the tests); ``--help`` lists
 the sizes and settings that can be changed. It prints figures next to the goals of issue #12
 and asserts none of them; it exits with 1 only when a code was sent twice.
