@@ -25,7 +25,8 @@ async def open_countries(user: BotClient, service: str) -> None:
 
 
 def offer_buttons(user: BotClient) -> list[str]:
-    return [b for b in user.buttons() if " · " in b]
+    """Every offer on the screen, the "⭐ Best" one (on top) as the others read."""
+    return [b.removeprefix("⭐ Best · ") for b in user.buttons() if " · " in b]
 
 
 async def test_start_shows_the_welcome_and_the_main_menu(stack: Stack) -> None:
@@ -138,8 +139,15 @@ async def test_offers_every_provider_cheapest_first_then_back(stack: Stack) -> N
     text = user.last_message().text or ""
     assert text.startswith("Telegram in 🇺🇸 United States:")
     offers = offer_buttons(user)
-    prices = [float(b.split(" · ")[0].lstrip("$")) for b in offers]
+    activations = [b for b in offers if "activation" in b]
+    assert offers[: len(activations)] == activations  # activations first (the best on top)
+    prices = [float(b.split(" · ")[0].lstrip("$")) for b in activations]
     assert prices == sorted(prices)
+    rentals = [b.split(" · ") for b in offers[len(activations) :]]
+    days = [int(r[2].split()[-2]) * (1 if "day" in r[2] else 0) for r in rentals]
+    assert days == sorted(days)  # rentals by length (4 hours first), then cheapest first
+    by_length = [(d, float(r[0].lstrip("$"))) for d, r in zip(days, rentals, strict=True)]
+    assert by_length == sorted(by_length)
     providers = {b.split(" · ")[1] for b in offers}
     assert providers == {"Get-SMS", "SMS-BUS", "BEE-SMS", "SMS.online"}
     assert any("activation" in b for b in offers) and any("rental for 7 days" in b for b in offers)

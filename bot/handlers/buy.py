@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -19,8 +19,10 @@ from bot.callbacks import (
     Menu,
     MenuAction,
     OfferKey,
+    OfferSection,
     PickCountry,
     PickService,
+    RefreshOffers,
     ServicePage,
 )
 from bot.config import Settings
@@ -32,6 +34,7 @@ from bot.services.billing import Billing
 from bot.services.catalog import CatalogService, MergedCatalog, search_query
 from bot.services.guard import AlreadyDone, InProgress
 from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
+from bot.services.offers import layout as offer_layout
 from bot.services.orders import OrderService
 from bot.services.purchase import (
     PriceRose,
@@ -180,18 +183,24 @@ async def filter_countries(
 
 
 def _offers_screen(
-    result: OffersResult, prefix: str | None = None
+    result: OffersResult, prefix: str | None = None, *, now: datetime | None = None
 ) -> tuple[str, InlineKeyboardMarkup]:
-    service_name = identifiers.service_name(result.service)
+    """The offers: the best pick, activations, rentals, and how fresh the prices are (as of
+    ``now``; by default the moment they were fetched)."""
+    arranged = offer_layout(result.offers)
     text = texts.offers(
-        service_name,
+        identifiers.service_name(result.service),
         result.country,
         len(result.offers),
         [failure.provider for failure in result.failures],
+        best=arranged.best.priced if arranged.best else None,
+        hidden=arranged.hidden,
+        fetched_at=result.fetched_at,
+        now=now or result.fetched_at,
     )
     if prefix:
         text = f"{prefix}\n\n{text}"
-    return text, keyboards.offers(result.service, result.country, result.offers)
+    return text, keyboards.offers(result.service, result.country, arranged)
 
 
 async def pick_country(
@@ -209,8 +218,33 @@ async def pick_country(
     await state.set_state(None)
     await show(query, texts.loading_offers(identifiers.service_name(service), country))
     result = await offers.offers(service, country)
-    text, markup = _offers_screen(result)
+    text, markup = _offers_screen(result, now=offers.now())
     await show(query, text, markup)
+
+
+async def refresh_offers(
+    query: CallbackQuery,
+    callback_data: RefreshOffers,
+    state: FSMContext,
+    offers: OfferService,
+    catalog: CatalogService,
+) -> None:
+    """Refresh: the providers are asked again (not the cache); the answer says how fresh."""
+    service, country = callback_data.service, callback_data.country
+    if not await catalog.sells(service, country):  # forged: no provider is asked
+        await answer(query, texts.not_yours(), alert=True)
+        return
+    await state.set_state(None)
+    result = await offers.refresh(service, country)  # the tap's spinner shows meanwhile
+    now = offers.now()
+    await answer(query, texts.offers_refreshed(result.fetched_at or now, now))
+    text, markup = _offers_screen(result, now=now)
+    await show(query, text, markup)
+
+
+async def offer_section(query: CallbackQuery, callback_data: OfferSection) -> None:
+    """A section heading: tells what the kind means."""
+    await answer(query, texts.offer_section_help(callback_data.rentals))
 
 
 async def pick_offer(
@@ -384,6 +418,8 @@ def setup() -> Router:
     router.callback_query.register(country_page, CountryPage.filter())
     router.message.register(filter_countries, BuyFlow.country, F.text, ~F.text.startswith("/"))
     router.callback_query.register(pick_country, PickCountry.filter())
+    router.callback_query.register(refresh_offers, RefreshOffers.filter())
+    router.callback_query.register(offer_section, OfferSection.filter())
     router.callback_query.register(confirm_buy, Confirm.filter())
     router.callback_query.register(pick_offer, OfferKey.filter())
     return router

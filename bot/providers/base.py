@@ -87,6 +87,9 @@ class Offer:
     stock: int | None
     duration_hours: int | None = None  # rentals only
     ref: str = ""  # opaque adapter data needed to buy exactly this offer (a variant key)
+    # The provider sells it as a virtual number (Get-SMS "usavirt", SMS-Activate id 12): what
+    # tells it apart from the same provider's other offer in the country, for the buyer.
+    virtual: bool = False
 
 
 @dataclass(frozen=True, slots=True)

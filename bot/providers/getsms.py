@@ -87,6 +87,8 @@ MAX_EXTRA_SMS: Final = 20
 # adapter keeps asking ``wrongcode`` after a restart (it also remembers it in memory).
 ANOTHER_CODE_META: Final = "another_code"
 MOSCOW: Final = timezone(timedelta(hours=3), "MSK")
+# get-sms.txt, List of countries: "usavirt USA (Virtual) 12" (the other US slug is "ssha").
+VIRTUAL_SLUGS: Final = frozenset({"usavirt"})
 
 _BALANCE_RE = re.compile(r'"balance"\s*:\s*"?\s*(-?\d+(?:[.,]\d+)?)')
 _STATUS_RE = re.compile(r'"status"\s*:\s*"?(\d{3})\b')
@@ -594,6 +596,7 @@ class GetSmsProvider:
                         stock=stock,
                         duration_hours=int(match.group(1)) * 24,
                         ref=slug,
+                        virtual=slug in VIRTUAL_SLUGS,
                     )
                 )
         return sorted(offers, key=lambda o: o.duration_hours or 0)
@@ -886,7 +889,16 @@ class GetSmsProvider:
     def _offer(
         self, service: str, iso: str, price: Money, stock: int | None, *, slug: str
     ) -> Offer:
-        return Offer(self.id, service, iso.upper(), OrderKind.ACTIVATION, price, stock, ref=slug)
+        return Offer(
+            self.id,
+            service,
+            iso.upper(),
+            OrderKind.ACTIVATION,
+            price,
+            stock,
+            ref=slug,
+            virtual=slug in VIRTUAL_SLUGS,
+        )
 
     def _purchase(self, table: ErrorTable) -> Callable[[httpx.Response], Mapping[str, Any]]:
         """A ``getnumber`` answer; a success without an order is a lost answer (money moved?)."""

@@ -87,6 +87,8 @@ T = TypeVar("T")
 PATH = "/stubs/handler_api.php"
 RENT_HOURS: tuple[int, ...] = (4, 8, 12, 24, 72, 168, 360, 720, 2160)
 PRICED_HOURS = 4  # the one rent getRentPrices prices (see the module notes)
+# SMS-Activate country 12 is "USA (virtual)" (sms-activate-protocol.md section 5); 187 is USA.
+VIRTUAL_COUNTRIES = frozenset({"12"})
 CANCEL_WINDOW = timedelta(minutes=20)
 # Gives the webhook URL for one new rent, and what to keep in its order's meta.
 RentalHook = Callable[
@@ -529,6 +531,7 @@ class SmsOnlineProvider:
                         stock=count,
                         duration_hours=hours,
                         ref=cid,
+                        virtual=cid in VIRTUAL_COUNTRIES,
                     )
                 )
         return offers

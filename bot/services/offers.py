@@ -10,13 +10,13 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.money import CurrencyConverter, MissingExchangeRate, Money
-from bot.providers.base import Offer, Provider, ProviderError
+from bot.providers.base import Offer, OrderKind, Provider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,74 @@ class OffersResult:
     fetched_at: datetime | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class OfferRow:
+    """One offer as a buyer sees it. ``option`` numbers the offers of one provider that look
+    alike (same kind, duration and "virtual" or not): only the adapter's ref tells them apart."""
+
+    priced: PricedOffer
+    option: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OffersLayout:
+    """The offers screen: the best pick on top, then activations (cheapest first), then
+    rentals (shortest first, cheapest first within a length). The best pick is not repeated
+    in its section; ``hidden`` counts rows left out."""
+
+    best: OfferRow | None
+    activations: tuple[OfferRow, ...]
+    rentals: tuple[OfferRow, ...]
+    hidden: int = 0
+
+    @property
+    def rows(self) -> tuple[OfferRow, ...]:
+        return (*((self.best,) if self.best else ()), *self.activations, *self.rentals)
+
+
+def _look(offer: Offer) -> tuple[str, OrderKind, int, bool]:
+    return offer.provider, offer.kind, offer.duration_hours or 0, offer.virtual
+
+
+def best_offer(offers: Sequence[PricedOffer]) -> PricedOffer | None:
+    """The cheapest offer in stock: with a stock the provider told, if any has one."""
+    told = [p for p in offers if p.offer.stock]
+    candidates = told or list(offers)
+    return min(candidates, key=sort_key) if candidates else None
+
+
+def layout(offers: Sequence[PricedOffer], per_section: int = 15) -> OffersLayout:
+    """Arrange ``offers`` for the screen: at most ``per_section`` rows per kind (in order)."""
+    looks: dict[tuple[str, OrderKind, int, bool], list[str]] = {}
+    for priced in offers:
+        refs = looks.setdefault(_look(priced.offer), [])
+        if priced.offer.ref not in refs:
+            refs.append(priced.offer.ref)
+    for refs in looks.values():
+        refs.sort()  # numbered by ref, so "option 2" stays the same offer after a refresh
+
+    def row(priced: PricedOffer) -> OfferRow:
+        refs = looks[_look(priced.offer)]
+        return OfferRow(priced, refs.index(priced.offer.ref) + 1 if len(refs) > 1 else None)
+
+    best = best_offer(offers)
+    rest = sorted((p for p in offers if p is not best), key=sort_key)
+    activations = [row(p) for p in rest if p.offer.kind is OrderKind.ACTIVATION]
+    # Rentals by length, then cheapest first: "who is cheapest for 7 days" is one glance.
+    rentals = [
+        row(p)
+        for p in sorted(rest, key=lambda p: (p.offer.duration_hours or 0, *sort_key(p)))
+        if p.offer.kind is not OrderKind.ACTIVATION
+    ]
+    hidden = max(0, len(activations) - per_section) + max(0, len(rentals) - per_section)
+    return OffersLayout(
+        row(best) if best is not None else None,
+        tuple(activations[:per_section]),
+        tuple(rentals[:per_section]),
+        hidden,
+    )
+
+
 def sort_key(priced: PricedOffer) -> tuple[object, ...]:
     """Cheapest first; then activations before rentals, shorter rentals first, larger stock."""
     offer = priced.offer
@@ -72,10 +140,12 @@ class OfferService:
         user_price: Callable[[Money], Money] | None = None,
         on_fresh: Callable[[OffersResult], None] | None = None,
         max_cached: int = 1024,
+        refresh_floor_seconds: float = 5.0,
     ) -> None:
         """``user_price`` turns a provider price into what users pay (the bot's markup);
         without it, offers carry the exact display-currency price (the operator CLI).
         ``on_fresh`` sees every result fetched from the providers (price alerts)."""
+        self._refresh_floor = timedelta(seconds=refresh_floor_seconds)
         self._on_fresh = on_fresh
         self._providers = providers
         self._converter = converter
@@ -112,6 +182,19 @@ class OfferService:
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
         return result
+
+    async def refresh(self, service: str, country: str) -> OffersResult:
+        """What a Refresh tap shows: asked of the providers again, unless the list is younger
+        than ``refresh_floor_seconds`` (taps in a row, or other users just refreshed it)."""
+        cached = self._cache.get((service, country.upper()))
+        if (
+            cached is not None
+            and cached.fetched_at is not None
+            and not cached.failures
+            and self._clock.now() - cached.fetched_at < self._refresh_floor
+        ):
+            return cached
+        return await self.offers(service, country, fresh=True)
 
     def _display(self, price: Money) -> Money:
         if self._user_price is not None:
