@@ -87,15 +87,25 @@ async def test_the_bot_polls_the_configured_bot_api_and_answers(tmp_path: Path) 
     process = await spawn_bot(tmp_path, env)
     try:
         commands = await api.wait_for("setMyCommands")
-        assert [c["command"] for c in commands.params["commands"]] == [
+        # Everyone's menu in the default language; private mode: no /wallet nor /paysupport.
+        assert "language_code" not in commands.params
+        menu = {c["command"]: c["description"] for c in commands.params["commands"]}
+        assert list(menu) == [
             "start",
             "buy",
             "numbers",
+            "alerts",
             "help",
             "language",
+            "settings",
             "support",
             "terms",
         ]
+        assert (menu["start"], menu["alerts"], menu["settings"]) == (
+            "Main menu",
+            "My alerts",
+            "Time zone",
+        )
         api.push(
             {
                 "message": {
