@@ -80,6 +80,7 @@ async def test_a_code_is_pushed_once_with_copy_and_actions(stack: Stack) -> None
         "📋 Copy code 12345",
         "➕ Another code",
         "📱 Open the number",
+        "🔁 Buy the same again",
     ]
     assert push.chat_id == user.chat.id
 
@@ -101,7 +102,10 @@ async def test_rental_sms_each_pushed_in_the_users_language(stack: Stack) -> Non
     texts = [call.text for call in pushes(user)]
     assert len(texts) == 2
     assert "first 111111" in texts[0] and "second 222222" in texts[1]
-    assert user.buttons(user.last_message())[-1] == "📱 Открыть номер"
+    assert user.buttons(user.last_message())[-2:] == [
+        "📱 Открыть номер",
+        "🔁 Купить такой же ещё раз",
+    ]
 
 
 async def test_a_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
@@ -154,14 +158,14 @@ async def test_reminders_once_each_then_the_end(stack: Stack) -> None:
     await stack.app.watcher.tick()
     await stack.app.watcher.tick()
     [first] = pushes(user)
-    assert "the rental ends in 23 hours" in first.text
+    assert "the rental ends in 23 h (3 Jan 2026, 12:00 UTC)" in first.text
     assert any(b.startswith("⏩ Renew for 1 day · $") for b in user.buttons(user.last_message()))
 
     stack.clock.advance(hours=22, minutes=30)
     await stack.app.watcher.tick()
     await stack.app.watcher.tick()
     assert len(pushes(user)) == 2
-    assert "ends in 30 minutes" in pushes(user)[1].text
+    assert "ends in 30 min (" in pushes(user)[1].text
 
     stack.clock.advance(hours=1)
     await stack.app.watcher.tick()
@@ -218,28 +222,33 @@ async def test_auto_renew_failure_is_explained_once(stack: Stack) -> None:
     assert (await order_now(stack, order)).expires_at == order.expires_at
 
 
-async def test_a_provider_outage_backs_off_and_recovers(stack: Stack) -> None:
+async def test_a_provider_outage_is_probed_once_a_round_and_recovery_seen_at_once(
+    stack: Stack,
+) -> None:
     user = stack.client()
     order = await bought(stack, user, "getsms")
+    again = await bought(stack, stack.client(2003), "getsms")
     emulator = stack.suite.getsms
     emulator.fail("5xx", times=1000)
     report = await stack.app.watcher.tick()
-    assert report.failed == 1
-    asked = len(emulator.requests)
-    report = await stack.app.watcher.tick()
-    assert report.skipped_providers == ["getsms"] and len(emulator.requests) == asked
+    assert report.failed == 2  # both asked, neither answered: the provider is down
+    for _ in range(3):
+        asked = len(emulator.requests)
+        report = await stack.app.watcher.tick()
+        assert report.skipped_providers == ["getsms"] and report.failed == 1  # one probe
+        assert len(emulator.requests) - asked == 2  # that probe's two tries (reads retry once)
+    assert again.id != order.id
 
     other = await bought(stack, stack.client(2002), "beesms", "tg", "US", hours=24 * 7)
     stack.suite.beesms.inject_sms(other.provider_order_id, "code 777777")
     await stack.app.watcher.tick()  # one provider's outage delays no one else
     assert any("777777" in c.text for c in stack.client(2002).calls(SendMessage))
 
-    emulator._faults.clear()  # the provider is back
+    emulator._faults.clear()  # the provider is back: the very next round sees it
     emulator.inject_sms(order.provider_order_id, "code 55555", code="55555")
-    stack.clock.advance(minutes=1)
     user.reset()
     report = await stack.app.watcher.tick()
-    assert report.skipped_providers == []
+    assert report.skipped_providers == [] and report.polled == 2
     assert ["55555" in c.text for c in pushes(user)] == [True]
 
 

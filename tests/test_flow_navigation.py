@@ -11,7 +11,7 @@ from bot.keyboards import COUNTRIES_PER_PAGE, SERVICES_PER_PAGE
 from tests.fakes.telegram import BotClient
 from tests.stack import Stack, running_stack
 
-MENU = ["📲 Buy a number", "📋 My numbers", "🌐 Language", "❓ Help"]
+MENU = ["📲 Buy a number", "📋 My numbers", "🌐 Language", "⚙️ Settings", "❓ Help"]
 
 
 async def open_services(user: BotClient) -> None:
