@@ -142,9 +142,14 @@ class OrdersRepo:
         )
         return None if row is None else _order(row)
 
-    async def list_active(self) -> list[StoredOrder]:
-        """Every active order, oldest first (what the pollers and reminders work on)."""
-        rows = await self._db.fetchall("SELECT * FROM orders WHERE status = 'active' ORDER BY id")
+    async def list_active(self, provider: str | None = None) -> list[StoredOrder]:
+        """Every active order (at ``provider``, or anywhere), oldest first (what the pollers
+        and reminders work on)."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM orders WHERE status = 'active' AND (? IS NULL OR provider = ?) "
+            "ORDER BY id",
+            (provider, provider),
+        )
         return [_order(row) for row in rows]
 
     async def list_for_user(
@@ -159,6 +164,18 @@ class OrdersRepo:
             (user_id, active, active, limit, offset),
         )
         return [_order(row) for row in rows]
+
+    async def recent_pairs(self, user_id: int, limit: int = 3) -> list[tuple[str, str]]:
+        """The user's latest (service, country) pairs, newest first, each once (one query on
+        the ``orders_by_user_status`` index)."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        rows = await self._db.fetchall(
+            "SELECT service, country, MAX(id) AS newest FROM orders WHERE user_id = ? "
+            "GROUP BY service, country ORDER BY newest DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [(str(row["service"]), str(row["country"])) for row in rows]
 
     async def count_for_user(self, user_id: int, *, active: bool | None = None) -> int:
         row = await self._db.fetchone(

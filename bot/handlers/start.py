@@ -1,24 +1,65 @@
-"""/start, /help and the main menu."""
+"""/start (with a deep link to offers: ``?start=tg-us``), /help and the main menu (with the
+user's recent service-country pairs)."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction
 from bot.config import Settings
+from bot.handlers import buy
 from bot.handlers.common import answer, show
+from bot.handlers.links import parse_payload
+from bot.providers import identifiers
+from bot.services.access import AccessService
+from bot.services.catalog import CatalogService
+from bot.services.offers import OfferService
+from storage.models import User
+from storage.orders import OrdersRepo
 
 
-async def start(message: Message, state: FSMContext, settings: Settings) -> None:
+async def start(
+    message: Message,
+    state: FSMContext,
+    command: CommandObject,
+    settings: Settings,
+    order_repo: OrdersRepo,
+    catalog: CatalogService,
+    offers: OfferService,
+    access: AccessService,
+    stored_user: User | None = None,
+) -> None:
+    """The menu; with a link's payload naming a pair the catalog sells, its offers instead.
+    Any other payload (hostile input) gets the menu with a short note."""
     await state.clear()
-    name = message.from_user.first_name if message.from_user else ""
-    await message.answer(
-        texts.welcome(name), reply_markup=keyboards.main_menu(wallet=settings.wallets_on)
+    assert message.from_user is not None
+    user_id, note = message.from_user.id, None
+    if command.args and command.args != "menu":  # "menu": the open-the-private-chat button
+        pair = parse_payload(command.args)
+        if pair is not None and await catalog.sells(*pair):
+            if not access.may_buy(stored_user, user_id):
+                await message.answer(texts.private_bot(), reply_markup=keyboards.ask_access())
+                return
+            await _offers(message, offers, *pair)
+            return
+        note = texts.link_invalid()
+    text = texts.welcome(message.from_user.first_name) if note is None else note
+    recent = await order_repo.recent_pairs(user_id, keyboards.RECENT_PAIRS)
+    markup = keyboards.main_menu(wallet=settings.wallets_on, recent=recent)
+    await message.answer(text, reply_markup=markup)
+
+
+async def _offers(message: Message, offers: OfferService, service: str, country: str) -> None:
+    loading = await message.answer(
+        texts.loading_offers(identifiers.service_name(service), country)
     )
+    result = await offers.offers(service, country)
+    text, markup = buy._offers_screen(result, now=offers.now())
+    await loading.edit_text(text, reply_markup=markup)
 
 
 async def help_command(message: Message, settings: Settings) -> None:
@@ -26,10 +67,13 @@ async def help_command(message: Message, settings: Settings) -> None:
     await message.answer(text, reply_markup=keyboards.back_to_menu())
 
 
-async def menu(query: CallbackQuery, state: FSMContext, settings: Settings) -> None:
+async def menu(
+    query: CallbackQuery, state: FSMContext, settings: Settings, order_repo: OrdersRepo
+) -> None:
     await state.clear()
     await answer(query)
-    await show(query, texts.menu(), keyboards.main_menu(wallet=settings.wallets_on))
+    recent = await order_repo.recent_pairs(query.from_user.id, keyboards.RECENT_PAIRS)
+    await show(query, texts.menu(), keyboards.main_menu(wallet=settings.wallets_on, recent=recent))
 
 
 async def help_button(query: CallbackQuery, settings: Settings) -> None:
