@@ -205,7 +205,17 @@ async def test_commands_are_registered_per_language(stack: Stack) -> None:
     by_language = {c.language_code: [cmd.command for cmd in c.commands] for c in calls}
     assert set(by_language) == {None, "ru"}
     for commands in by_language.values():
-        assert commands == ["start", "buy", "numbers", "help", "language", "support", "terms"]
+        assert commands == [
+            "start",
+            "buy",
+            "numbers",
+            "alerts",
+            "help",
+            "language",
+            "settings",
+            "support",
+            "terms",
+        ]
     ru = next(c for c in calls if c.language_code == "ru")
     assert ru.commands[1].description != "Get a number"
 
