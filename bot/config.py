@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=5.0, gt=0, le=300)
     poll_concurrency: int = Field(default=8, ge=1, le=100)
     poll_rate: float = Field(default=10.0, gt=0, le=1000)
+    # An order is hot (asked every poll_interval) while an activation waits for its code and
+    # this long after its purchase, its last SMS, its user's last look or tap, and before each
+    # reminder; other rentals are asked every poll_cold_interval seconds.
+    poll_hot_for: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
+    poll_cold_interval: float = Field(default=180.0, gt=0, le=3600)
     rental_reminders: Annotated[tuple[timedelta, ...], NoDecode] = (
         timedelta(hours=24),
         timedelta(hours=1),
@@ -233,7 +238,7 @@ class Settings(BaseSettings):
         leads = {parse_duration(part) for part in value.split(",") if part.strip()}
         return tuple(sorted(leads, reverse=True))
 
-    @field_validator("auto_renew_before", "stock_alert_lifetime", mode="before")
+    @field_validator("auto_renew_before", "stock_alert_lifetime", "poll_hot_for", mode="before")
     @classmethod
     def _parse_lead(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

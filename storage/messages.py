@@ -49,6 +49,12 @@ class FailedDelivery:
     provider_order_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SmsSummary:
+    count: int
+    latest_stored_at: datetime
+
+
 class MessagesRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -140,6 +146,20 @@ class MessagesRepo:
     async def count_failed(self) -> int:
         row = await self._db.fetchone("SELECT COUNT(*) FROM messages WHERE failed_at IS NOT NULL")
         return int(row[0]) if row else 0
+
+    async def active_summaries(self, provider: str) -> dict[int, SmsSummary]:
+        """How many SMS each active order at ``provider`` has stored, and when the latest was
+        stored (orders without SMS left out): the watcher's hot/cold and batch decisions."""
+        rows = await self._db.fetchall(
+            "SELECT m.order_id, COUNT(*) AS stored, MAX(m.stored_at) AS latest FROM messages m "
+            "JOIN orders o ON o.id = m.order_id "
+            "WHERE o.status = 'active' AND o.provider = ? GROUP BY m.order_id",
+            (provider,),
+        )
+        return {
+            int(row["order_id"]): SmsSummary(int(row["stored"]), decode_time(row["latest"]))
+            for row in rows
+        }
 
     async def list_for_order(self, order_id: int) -> list[StoredMessage]:
         rows = await self._db.fetchall(

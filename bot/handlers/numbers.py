@@ -15,6 +15,7 @@ from bot.callbacks import Menu, MenuAction, OrderAction, OrderCb, OrdersPage, Re
 from bot.handlers.common import answer, show
 from bot.providers.base import ProviderError
 from bot.services.guard import InProgress
+from bot.services.heat import Heat
 from bot.services.orders import (
     ActionUnconfirmed,
     CancelRefused,
@@ -129,11 +130,15 @@ async def _explain(query: CallbackQuery, exc: Exception, what: str, now: datetim
     return True
 
 
-async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: OrderService) -> None:
+async def order_action(
+    query: CallbackQuery, callback_data: OrderCb, orders: OrderService, heat: Heat | None = None
+) -> None:
     order = await orders.get(callback_data.order_id, query.from_user.id)
     if order is None:  # someone else's, or forged
         await answer(query, texts.not_yours(), alert=True)
         return
+    if heat is not None:
+        heat.touch(order.id)  # the user looks at it: polled every round for a while
     action = callback_data.action
     try:
         if action is OrderAction.OPEN:
@@ -175,11 +180,15 @@ async def order_action(query: CallbackQuery, callback_data: OrderCb, orders: Ord
     await _card(query, orders, order)
 
 
-async def renew(query: CallbackQuery, callback_data: RenewCb, orders: OrderService) -> None:
+async def renew(
+    query: CallbackQuery, callback_data: RenewCb, orders: OrderService, heat: Heat | None = None
+) -> None:
     order = await orders.get(callback_data.order_id, query.from_user.id)
     if order is None:
         await answer(query, texts.not_yours(), alert=True)
         return
+    if heat is not None:
+        heat.touch(order.id)
     try:
         order, renewal = await orders.renew(order, callback_data.hours)
     except ACTION_ERRORS as exc:

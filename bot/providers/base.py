@@ -29,6 +29,7 @@ from bot.money import Money
 __all__ = [
     "AccountRestricted",
     "BadCredentials",
+    "BatchPolling",
     "CancelBlock",
     "CancelNotAllowed",
     "CancelOutcome",
@@ -36,6 +37,8 @@ __all__ = [
     "Capability",
     "InsufficientBalance",
     "InvalidRequest",
+    "ListedOrder",
+    "ListingPage",
     "NoNumbers",
     "Offer",
     "Order",
@@ -213,6 +216,37 @@ class Provider(Protocol):
         """How long after a purchase an order of ``kind`` that got no SMS can still cost money:
         past it, a purchase whose answer was lost and that cannot be listed has certainly cost
         nothing (the provider closed it without charge), so its hold can be released."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOrder:
+    """One active order as a provider's listing shows it: no SMS bodies, only their count."""
+
+    order_id: str
+    status: RemoteStatus
+    sms_count: int
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPage:
+    orders: tuple[ListedOrder, ...]
+    last: bool  # no page after this one
+
+
+@runtime_checkable
+class BatchPolling(Protocol):
+    """Optional, beside :class:`Provider`: the account's active orders listed in pages with
+    their SMS counts, so a poller reads one listing a round and SMS only where a count moved."""
+
+    async def active_page(self, page: int) -> ListingPage:
+        """Page ``page`` (from 1) of the account's active orders."""
+        ...
+
+    async def listed_state(self, order: Order, listed: ListedOrder) -> OrderState:
+        """The order's state with every SMS, for a listed order whose count changed: only the
+        SMS are read; status and expiry come from ``listed``."""
         ...
 
 

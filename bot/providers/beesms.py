@@ -37,6 +37,8 @@ from bot.providers.base import (
     Capability,
     InsufficientBalance,
     InvalidRequest,
+    ListedOrder,
+    ListingPage,
     NoNumbers,
     Offer,
     Order,
@@ -426,6 +428,46 @@ class BeeSmsProvider:
                 return rentals
         log.warning("beesms: numbers list longer than %d pages, truncated", MAX_PAGES)
         return rentals
+
+    async def active_page(self, page: int) -> ListingPage:
+        """``numbers?status=ACTIVE``, one page: every active rental with its
+        ``sms_received_count`` (the watcher's one listing a round)."""
+        params: dict[str, str | int] = {
+            "status": "ACTIVE",
+            "page_num": page,
+            "page_size": NUMBERS_PAGE_SIZE,
+        }
+
+        def shape(response: httpx.Response, data: Any) -> tuple[list[_Rental], int | None]:
+            if not isinstance(data, dict):
+                raise self._http.unavailable(response, "numbers: no page in the answer")
+            items = _items(data.get("list") or [], response, self._http, "numbers")
+            try:
+                return [_Rental.parse(item) for item in items], _int(data.get("total_page"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise self._http.unavailable(response, f"numbers: bad entry ({exc})") from None
+
+        batch, total_pages = await self._get("numbers", params, shape, safe=True)
+        listed: list[ListedOrder] = []
+        for rental in batch:
+            try:
+                status = self._status(rental, rental.sms_count > 0)
+            except ProviderUnavailable:
+                log.warning("beesms: order %s has unknown status, skipped", rental.order_id)
+                continue
+            listed.append(
+                ListedOrder(rental.order_id, status, rental.sms_count, rental.expires_at)
+            )
+        last = page >= total_pages if total_pages is not None else len(batch) < NUMBERS_PAGE_SIZE
+        return ListingPage(tuple(listed), last=last or not batch)
+
+    async def listed_state(self, order: Order, listed: ListedOrder) -> OrderState:
+        """The SMS of a rental the listing showed with a new count (``sms`` pages only)."""
+        messages = await self._messages(order.order_id)
+        status = listed.status
+        if status is RemoteStatus.WAITING and messages:
+            status = RemoteStatus.RECEIVED
+        return OrderState(status=status, messages=messages, expires_at=listed.expires_at)
 
     async def _messages(self, order_id: str) -> tuple[Sms, ...]:
         """Every SMS of a rental, all pages (the list has no totals: a short page is the last)."""

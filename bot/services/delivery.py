@@ -1,48 +1,65 @@
-"""The background watcher: every active order polled, every new SMS pushed once, rentals kept.
+"""The background watcher: what someone waits for is polled often, every new SMS pushed once.
 
-One round (:meth:`Watcher.tick`) polls each provider's active orders (bounded concurrency and
-rate per provider; a provider that is down is skipped with growing pauses until it answers),
-stores new SMS, pushes every undelivered SMS, then looks after rentals: reminders before the
-end, auto-renewal, and the notice when an order ends. :meth:`Watcher.run` repeats rounds every
-``POLL_INTERVAL``. Tests call ``tick`` directly with a fake clock.
+Polling (per provider, each on its own loop in :meth:`Watcher.run`, so a provider that hangs
+delays no other): a round asks the provider about its active orders by
+:mod:`bot.services.scheduler`: *hot* orders (:mod:`bot.services.heat`: an activation waiting for
+its code, an order just bought, just looked at or with a fresh SMS, a rental near a reminder)
+every ``POLL_INTERVAL``, cold rentals every ``POLL_COLD_INTERVAL``, within the provider's rate
+cap (hot ones first when it binds). A provider that lists its active orders with their SMS
+counts (:class:`BatchPolling`, BEE-SMS) is read from that listing once a round, and SMS are
+read only for orders whose count moved. A provider that stops answering is asked one request
+a round (the most urgent one: a probe) until it answers, so its recovery is noticed within one
+interval; a round stops early once ``concurrency`` requests in a row went unanswered.
 
-Exactly once: an SMS is stored (unique per order and provider SMS id) before it is pushed and
-marked delivered right after Telegram accepted it, so a restart neither loses nor repeats one.
-The only gap is a crash between Telegram's answer and that one UPDATE.
+Delivery (:mod:`bot.services.outbox`): every push, reminder and notice waits only for its own
+chat. Telegram's ``retry_after`` or a failure (5xx, network, an HTML page instead of JSON)
+parks that chat on the clock; other chats go on. Exactly once: an SMS is stored (unique per
+order and provider SMS id) before it is pushed and marked delivered right after Telegram
+accepted it, so a restart neither loses nor repeats one (the one gap: a crash between
+Telegram's answer and that UPDATE).
 
 Never stalled by one message: a push is built within Telegram's limits (a long text shortened,
 the code first); if Telegram refuses its content it is sent again as plain text, then without
-buttons; every refusal is counted in the database and after ``give_up_after`` of them the
-message is marked failed (the admins see it) and the order's later SMS go on. Transient
-failures (429, 5xx, network, a non-JSON answer) leave the SMS stored and pause only that chat
-(for Telegram's ``retry_after`` where it gave one), so other chats' codes are not delayed. A
-round never aborts because of one order: every per-order step is isolated (logged, skipped).
+buttons; each refusal is counted in the database and after ``give_up_after`` of them the
+message is marked failed (the admins see it). A message Telegram keeps failing to take
+(``give_up_transient`` failures in a row, with growing pauses) is marked failed too, and the
+order's later SMS go on. A round never aborts because of one order: every per-order step is
+isolated (logged, skipped).
 
-Auto-renew without money: the user is told once, before the end, what is missing (with a top-up
-button); the renewal is tried again every ``short_retry`` until the end, so a top-up in time
-still renews.
+Rentals: reminders before the end, auto-renewal (``AUTO_RENEW_BEFORE``), the notice when an order
+ends; each provider's rentals in that provider's loop. Auto-renew without money: the user is
+told once, before the end, what is missing (with a top-up button); the renewal is tried again
+every ``short_retry`` until the end, so a top-up in time still renews.
+
+:meth:`Watcher.tick` runs one round of everything and waits for the sends it caused (tests and
+scripts drive it with a fake clock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from aiolimiter import AsyncLimiter
 
-from bot import keyboards, texts
+from bot import keyboards, texts, timezones
 from bot.clock import Clock
 from bot.i18n import pick_locale
 from bot.providers.base import (
+    BatchPolling,
     Capability,
+    ListedOrder,
     OrderKind,
+    OrderState,
     Provider,
     ProviderError,
     ProviderUnavailable,
@@ -50,11 +67,14 @@ from bot.providers.base import (
 )
 from bot.services.admin import AdminService
 from bot.services.guard import InProgress
+from bot.services.heat import Heat
 from bot.services.loop import repeat
-from bot.services.notifier import Notifier, Outcome
+from bot.services.notifier import Notifier, Outcome, SendResult
 from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
+from bot.services.outbox import Outbox
+from bot.services.scheduler import Planned, budget, is_hot, plan_round
 from bot.services.wallet import NotEnoughBalance
-from storage.messages import MessagesRepo
+from storage.messages import MessagesRepo, SmsSummary
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.notices import NoticesRepo
 from storage.orders import OrdersRepo
@@ -63,37 +83,51 @@ from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[Any]]
+Ask = Callable[[], Awaitable[bool]]  # one request to a provider; False: it did not answer
+Rendered = tuple[str, InlineKeyboardMarkup | None]
 AUTO_RENEW_MARK = -1  # a "reminder" lead that records an auto-renew attempt for this expiry
 AUTO_RENEW_SHORT = -2  # ... and one that records "your wallet cannot pay the auto-renewal"
 MAX_BACKOFF = timedelta(minutes=5)
+MAX_LISTING_PAGES = 1000  # 100,000 active rentals at 100 a page
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Whom a message is rendered for: their language and time zone (None: UTC)."""
+
+    locale: str
+    zone: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
-    interval: float = 5.0
+    interval: float = 5.0  # seconds between two rounds: how often a hot order is asked
     concurrency: int = 8
     rate: float = 10.0  # requests per second per provider
+    hot_for: timedelta = timedelta(minutes=10)
+    cold_interval: float = 180.0  # seconds between two polls of a cold rental
     reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
     auto_renew_before: timedelta = timedelta(minutes=30)
     grace: timedelta = timedelta(minutes=5)  # past the end, before the bot closes it itself
     give_up_after: int = 3  # refusals of a message's content before it is marked failed
+    give_up_transient: int = 10  # failed sends in a row (5xx, network...): then marked failed
     transient_pause: timedelta = timedelta(seconds=5)  # a chat's pause after a 5xx/network
     short_retry: timedelta = timedelta(minutes=5)  # auto-renew again after "not enough money"
 
 
 @dataclass
 class _ProviderPace:
-    semaphore: asyncio.Semaphore
     limiter: AsyncLimiter
-    failures: int = 0
-    resume_at: datetime | None = None
+    down: bool = False  # not answering: each round sends one probe
 
 
 @dataclass
 class TickReport:
-    polled: int = 0
+    polled: int = 0  # orders asked one by one (an SMS read after a listing included)
+    listed: int = 0  # orders seen in a provider's listing
+    pages: int = 0  # listing pages read
     failed: int = 0
-    skipped_providers: list[str] = field(default_factory=list)
+    skipped_providers: list[str] = field(default_factory=list)  # down: only probed
     delivered: int = 0
     ended: int = 0
 
@@ -116,6 +150,7 @@ class Watcher:
         admin: AdminService | None = None,
         admins: frozenset[int] = frozenset(),
         notices: NoticesRepo | None = None,
+        heat: Heat | None = None,
     ) -> None:
         self._providers = providers
         self._orders = orders
@@ -131,42 +166,88 @@ class Watcher:
         self._admin = admin
         self._admins = admins
         self._notices = notices
-        self._pace = {
-            pid: _ProviderPace(
-                asyncio.Semaphore(settings.concurrency), AsyncLimiter(settings.rate, 1)
-            )
-            for pid in providers
-        }
-        self._delivering: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._chat_paused: dict[int, datetime] = {}  # user id -> no pushes before
+        self.heat = heat or Heat(clock, settings.hot_for, settings.reminders)
+        self.outbox = Outbox(clock)
+        # At most one request every 1/rate s: never more than ``rate`` in any second.
+        self._pace = {pid: _ProviderPace(AsyncLimiter(1, 1 / settings.rate)) for pid in providers}
+        self._asked_at: dict[int, datetime] = {}  # order id -> when the provider last told
+        self._read_at_count: dict[int, int] = {}  # order id -> listed SMS count when last read
+        self._send_failures: dict[int, int] = {}  # message id -> failed sends in a row
         self._renew_retry: dict[int, datetime] = {}  # order id -> next auto-renew try (no money)
+        self.delivered = 0  # SMS pushes Telegram accepted since the start
         self._stopping = asyncio.Event()
 
-    # --- the loop ------------------------------------------------------------------------------
+    # --- the loops -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Rounds every ``interval`` seconds until :meth:`stop`; a failing round is logged."""
-        await repeat(
-            self.tick, lambda: self.settings.interval, self._stopping, self._sleep, "watch"
+        """Until :meth:`stop`: each provider's rounds on a loop of their own (every
+        ``interval``, from start to start), the delivery sweep and the side checks on theirs.
+        A failing round is logged and the next one runs as usual."""
+        self._stopping.clear()
+
+        def every() -> float:
+            return self.settings.interval
+
+        loops = [
+            repeat(
+                partial(self.provider_round, pid),
+                every,
+                self._stopping,
+                self._sleep,
+                f"{pid} polling",
+                clear=False,
+                steady=True,
+            )
+            for pid in self._providers
+        ]
+        loops.append(
+            repeat(
+                self.delivery_round, every, self._stopping, self._sleep, "delivery", clear=False
+            )
         )
+        loops.append(
+            repeat(self.side_round, every, self._stopping, self._sleep, "checks", clear=False)
+        )
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            await self.outbox.drain()
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def tick(self) -> TickReport:
+        """One round of everything (every provider, the sweep, the checks), then the sends it
+        caused: what a test or a script runs instead of :meth:`run`."""
         report = TickReport()
-        by_provider: dict[str, list[StoredOrder]] = defaultdict(list)
-        for order in await self._repo.list_active():
-            by_provider[order.provider].append(order)
-        await asyncio.gather(
-            *(self._poll_provider(pid, orders, report) for pid, orders in by_provider.items())
-        )
-        report.delivered += await self.deliver_pending()  # what the polls did not push
-        await self._look_after_rentals(report)
+        before = self.delivered
+        await asyncio.gather(*(self.provider_round(pid, report) for pid in self._providers))
+        await self.delivery_round()
+        await self.side_round()
+        await self.outbox.drain()
+        report.delivered = self.delivered - before
+        return report
+
+    async def provider_round(self, pid: str, report: TickReport | None = None) -> TickReport:
+        """One provider's round: its polls, then its rentals (reminders, renewals, ends)."""
+        report = report if report is not None else TickReport()
+        with self._isolated(f"polling {pid}"):
+            await self._poll_provider(pid, report)
+        with self._isolated(f"looking after the rentals at {pid}"):
+            await self._look_after_rentals(pid, report)
+        return report
+
+    async def delivery_round(self) -> None:
+        """Queue what the polls did not push (after a restart, a parked chat) and start the
+        chats whose pause is over."""
+        with self._isolated("the delivery sweep"):
+            await self.deliver_pending()
+        self.outbox.pump()
+
+    async def side_round(self) -> None:
         await self._alert_low_balances()
         with self._isolated("the provider notices"):
             await self._forward_notices()
-        return report
 
     async def _forward_notices(self) -> None:
         """What an adapter learned that the operator must fix: kept, and told to admins once."""
@@ -178,9 +259,10 @@ class Watcher:
                     continue
                 log.warning("%s: %s", pid, notice)
                 for admin in sorted(self._admins):
-                    with self._user_locale(await self._locale(admin)):
-                        text = texts.admin_provider_notice(pid, notice)
-                    await self._notifier.send(admin, text)
+                    self._tell(
+                        admin,
+                        partial(self._plain, admin, texts.admin_provider_notice, pid, notice),
+                    )
 
     @contextmanager
     def _isolated(self, what: str, order_id: int | None = None) -> Iterator[None]:
@@ -203,56 +285,226 @@ class Watcher:
         for line in await self._admin.low_balances():
             assert line.balance is not None
             for admin in sorted(self._admins):
-                with self._user_locale(await self._locale(admin)):
-                    text = texts.low_balance(line.provider, line.balance)
-                await self._notifier.send(admin, text)
+                self._tell(
+                    admin,
+                    partial(self._plain, admin, texts.low_balance, line.provider, line.balance),
+                )
 
     # --- polling -----------------------------------------------------------------------------
 
-    async def _poll_provider(
-        self, pid: str, orders: list[StoredOrder], report: TickReport
-    ) -> None:
-        pace = self._pace.get(pid)
-        if pace is None:  # the provider is not enabled any more: nothing to ask
+    async def _poll_provider(self, pid: str, report: TickReport) -> None:
+        provider = self._providers.get(pid)
+        if provider is None:
+            return
+        orders = await self._repo.list_active(pid)
+        if not orders:
             return
         now = self._clock.now()
-        if pace.resume_at is not None and now < pace.resume_at:
-            report.skipped_providers.append(pid)
+        summaries = await self._messages.active_summaries(pid)
+        plan = plan_round(
+            orders,
+            now,
+            self.heat,
+            summaries,
+            self._asked_at,
+            cold_every=timedelta(seconds=self.settings.cold_interval),
+            budget=budget(self.settings.rate, self.settings.interval),
+        )
+        if not plan:
             return
-        results = await asyncio.gather(*(self._poll(pace, order, report) for order in orders))
-        if results and not any(results):
-            pace.failures += 1
-            pause = min(timedelta(seconds=self.settings.interval * 2**pace.failures), MAX_BACKOFF)
-            pace.resume_at = now + pause
-            log.warning("%s is not answering; next try in %ss", pid, pause.total_seconds())
-        else:
-            if pace.failures:
-                log.info("%s answers again", pid)
-            pace.failures, pace.resume_at = 0, None
+        if isinstance(provider, BatchPolling) and await self._poll_listing(
+            pid, provider, orders, plan, summaries, report
+        ):
+            return
+        await self._ask(pid, [self._state_ask(pid, p.order, report) for p in plan], report)
 
-    async def _poll(self, pace: _ProviderPace, order: StoredOrder, report: TickReport) -> bool:
-        """Poll one order; False only when the provider did not answer."""
-        provider = self._providers[order.provider]
-        try:
-            async with pace.semaphore, pace.limiter:
-                state = await provider.state(order.to_order())
-        except ProviderUnavailable as exc:
-            report.failed += 1
-            log.debug("order %s: %s", order.id, exc)
-            return False
-        except ProviderError as exc:
-            report.failed += 1
-            log.warning("order %s: %s", order.id, exc)
+    async def _ask(
+        self, pid: str, asks: Sequence[Ask], report: TickReport, *, probe: bool = True
+    ) -> None:
+        """Make the requests, ``concurrency`` at a time. A provider that is down gets the first
+        one alone (the probe); ``concurrency`` unanswered in a row mark it down."""
+        pace = self._pace[pid]
+        pending = deque(asks)
+        if not pending:
+            return
+        if pace.down and probe:
+            if not await pending.popleft()():
+                report.skipped_providers.append(pid)
+                return
+            self._recovered(pid)
+        if not pending:
+            return
+        limit = min(self.settings.concurrency, len(pending))
+        in_row = 0
+
+        async def worker() -> None:
+            nonlocal in_row
+            while pending and in_row < limit:
+                ask = pending.popleft()
+                if await ask():
+                    in_row = 0
+                else:
+                    in_row += 1
+
+        await asyncio.gather(*(worker() for _ in range(limit)))
+        if in_row >= limit:
+            self._went_down(pid, left=len(pending))
+
+    def _went_down(self, pid: str, left: int = 0) -> None:
+        pace = self._pace[pid]
+        if not pace.down:
+            log.warning(
+                "%s is not answering (%s requests not made); one probe a round until it does",
+                pid,
+                left,
+            )
+        pace.down = True
+
+    def _recovered(self, pid: str) -> None:
+        pace = self._pace[pid]
+        if pace.down:
+            log.info("%s answers again", pid)
+        pace.down = False
+
+    def _state_ask(self, pid: str, order: StoredOrder, report: TickReport) -> Ask:
+        async def ask() -> bool:
+            provider = self._providers[pid]
+            try:
+                async with self._pace[pid].limiter:
+                    state = await provider.state(order.to_order())
+            except ProviderUnavailable as exc:
+                report.failed += 1
+                log.debug("order %s: %s", order.id, exc)
+                return False
+            except ProviderError as exc:
+                report.failed += 1
+                self._asked_at[order.id] = self._clock.now()
+                log.warning("order %s: %s", order.id, exc)
+                return True
+            report.polled += 1
+            self._asked_at[order.id] = self._clock.now()
+            await self._apply(order, state, report)
             return True
-        report.polled += 1
+
+        return ask
+
+    async def _apply(self, order: StoredOrder, state: OrderState, report: TickReport) -> None:
         with self._isolated("applying a poll", order.id):
             applied = await self._orders.apply_state(order, state)
             if applied.new:  # pushed now, not after the whole round
-                report.delivered += await self._deliver_order(applied.order)
+                self._deliver_soon(applied.order)
             if applied.closed:
                 report.ended += 1
                 await self._announce_end(applied.order)
+
+    async def _poll_listing(
+        self,
+        pid: str,
+        provider: BatchPolling,
+        orders: Sequence[StoredOrder],
+        plan: Sequence[Planned],
+        summaries: Mapping[int, SmsSummary],
+        report: TickReport,
+    ) -> bool:
+        """One listing of the provider's active orders, then SMS only where a count moved
+        (every one of those: an SMS someone may wait for; hot orders first), and the order's
+        own state only for a due order the listing does not show (just bought, or ended).
+        False when the listing is not to be had (the caller polls one by one)."""
+        listed, complete = await self._read_listing(pid, provider, report)
+        if listed is None:
+            refused = complete
+            return not refused  # down: nothing more this round; refused: one by one
+        now = self._clock.now()
+        due = {p.order.id for p in plan}
+        reads: list[tuple[bool, StoredOrder, ListedOrder]] = []
+        unlisted: list[StoredOrder] = []
+        for order in orders:
+            entry = listed.get(order.provider_order_id)
+            if entry is None:
+                if complete and order.id in due:
+                    unlisted.append(order)
+                continue
+            report.listed += 1
+            self._asked_at[order.id] = now
+            summary = summaries.get(order.id)
+            stored = summary.count if summary else 0
+            if entry.sms_count > stored and self._read_at_count.get(order.id) != entry.sms_count:
+                hot = entry.status.is_final or is_hot(order, now, self.heat, summaries)
+                reads.append((hot, order, entry))
+            elif entry.status != order.remote_status or (
+                entry.expires_at is not None and entry.expires_at != order.expires_at
+            ):
+                state = OrderState(entry.status, (), entry.expires_at)
+                await self._apply(order, state, report)
+        reads.sort(key=lambda r: not r[0])  # hot first
+        asks = [self._listed_ask(pid, provider, order, entry, report) for _, order, entry in reads]
+        asks += [self._state_ask(pid, order, report) for order in unlisted]
+        await self._ask(pid, asks, report, probe=False)
         return True
+
+    async def _read_listing(
+        self, pid: str, provider: BatchPolling, report: TickReport
+    ) -> tuple[dict[str, ListedOrder] | None, bool]:
+        """(order id -> entry, whether every page was read). (None, False): the first page
+        did not come (the provider is down); (None, True): the provider refused the listing."""
+        pace = self._pace[pid]
+        listed: dict[str, ListedOrder] = {}
+        for page in range(1, MAX_LISTING_PAGES + 1):
+            try:
+                async with pace.limiter:
+                    result = await provider.active_page(page)
+            except ProviderUnavailable as exc:
+                report.failed += 1
+                log.debug("%s: listing page %s: %s", pid, page, exc)
+                if page > 1:
+                    return listed, False
+                if pace.down:
+                    report.skipped_providers.append(pid)
+                else:
+                    self._went_down(pid)
+                return None, False
+            except ProviderError as exc:
+                report.failed += 1
+                log.warning(
+                    "%s: listing page %s refused (%s); orders asked one by one", pid, page, exc
+                )
+                return (None, True) if page == 1 else (listed, False)
+            if page == 1:
+                self._recovered(pid)
+            report.pages += 1
+            fresh = {e.order_id: e for e in result.orders if e.order_id not in listed}
+            listed.update(fresh)
+            if result.last or (page > 1 and not fresh):
+                return listed, True
+        log.warning("%s: listing longer than %s pages; the rest not read", pid, MAX_LISTING_PAGES)
+        return listed, False
+
+    def _listed_ask(
+        self,
+        pid: str,
+        provider: BatchPolling,
+        order: StoredOrder,
+        entry: ListedOrder,
+        report: TickReport,
+    ) -> Ask:
+        async def ask() -> bool:
+            try:
+                async with self._pace[pid].limiter:
+                    state = await provider.listed_state(order.to_order(), entry)
+            except ProviderUnavailable as exc:
+                report.failed += 1
+                log.debug("order %s: %s", order.id, exc)
+                return False
+            except ProviderError as exc:
+                report.failed += 1
+                log.warning("order %s: %s", order.id, exc)
+                return True
+            report.polled += 1
+            self._read_at_count[order.id] = entry.sms_count
+            await self._apply(order, state, report)
+            return True
+
+        return ask
 
     async def pushed_order(self, provider: str, provider_order_id: str) -> StoredOrder | None:
         """The stored order a provider's push names (whatever its status), for the webhook's
@@ -260,56 +512,65 @@ class Watcher:
         return await self._repo.get_by_provider(provider, provider_order_id)
 
     async def receive(self, provider: str, provider_order_id: str, sms: Sms) -> bool:
-        """An SMS a provider pushed (webhook): store it and push it now. False if the order is
-        unknown or no longer active (nothing is stored then)."""
+        """An SMS a provider pushed (webhook): store it and push it now (waiting for that one
+        try only). False if the order is unknown or no longer active (nothing is stored)."""
         order = await self._repo.get_by_provider(provider, provider_order_id)
         if order is None or not order.is_active:
             return False
         if await self._messages.add_new(order.id, [sms], self._clock.now()):
-            await self._deliver_order(order)
+            await self._deliver_soon(order)
         return True
 
     # --- delivery ----------------------------------------------------------------------------
 
     async def deliver_pending(self) -> int:
-        """Push every stored, undelivered SMS (oldest first, order by order)."""
-        sent = 0
+        """Queue every order that has stored, undelivered SMS (oldest first); how many."""
         order_ids = dict.fromkeys(m.order_id for m in await self._messages.undelivered())
         for order_id in order_ids:
             with self._isolated("delivery", order_id):
                 order = await self._repo.get(order_id)
                 if order is not None:
-                    sent += await self._deliver_order(order)
-        return sent
+                    self._deliver_soon(order)
+        return len(order_ids)
 
-    async def _deliver_order(self, order: StoredOrder) -> int:
-        """Push the order's undelivered SMS, oldest first. One delivery per order at a time, so
-        the poll, the webhook and the end-of-round sweep never push the same SMS twice. A message
-        refused for its content does not hold back the next; a chat that cannot take messages
-        now (blocked, flood control, Telegram down) keeps them all for later."""
-        sent = 0
-        async with self._delivering[order.id]:
-            for message in await self._messages.undelivered(order.id):
-                if self._paused(order.user_id):
-                    break
-                outcome = await self._push(order, message)
-                if outcome is Outcome.SENT:
-                    await self._messages.mark_delivered(message.id, self._clock.now())
-                    sent += 1
-                elif outcome is not Outcome.REFUSED:
-                    break  # RETRY / BLOCKED: kept for a later round
-        return sent
+    def _deliver_soon(self, order: StoredOrder) -> asyncio.Future[None]:
+        """The order's undelivered SMS, pushed by its chat's queue (once queued at a time)."""
+        return self.outbox.submit(
+            order.user_id, partial(self._deliver_order, order.id), key=("sms", order.id)
+        )
 
-    async def _push(self, order: StoredOrder, message: StoredMessage) -> Outcome:
+    async def _deliver_order(self, order_id: int) -> datetime | None:
+        """Push the order's undelivered SMS, oldest first; when Telegram cannot take them now,
+        the moment to try again (the chat waits, the SMS stay stored). A message refused for
+        its content (or given up on) does not hold back the next; a blocked chat keeps them."""
+        order = await self._repo.get(order_id)
+        if order is None:
+            return None
+        for message in await self._messages.undelivered(order.id):
+            outcome, again_at = await self._push(order, message)
+            if outcome is Outcome.SENT:
+                await self._messages.mark_delivered(message.id, self._clock.now())
+                self.delivered += 1
+            elif outcome is Outcome.RETRY:
+                return again_at
+            elif outcome is Outcome.BLOCKED:
+                return None  # kept until they write to the bot again
+        return None
+
+    async def _push(
+        self, order: StoredOrder, message: StoredMessage
+    ) -> tuple[Outcome, datetime | None]:
         """Send one SMS in the first form Telegram accepts: HTML with buttons, plain text with
-        buttons, plain text alone. Each refusal is counted; REFUSED when none was accepted."""
+        buttons, plain text alone. Each refusal is counted; REFUSED when none was accepted (or
+        the message was given up on). RETRY comes with the moment to try again."""
         provider = self._providers.get(order.provider)
         caps = provider.capabilities if provider else frozenset[Capability]()
         with self._user_locale(await self._locale(order.user_id)):
             markup = keyboards.sms_push(order, message.code, caps)
-            plain = texts.sms_push(order, message, plain=True)
+            now = self._clock.now()
+            plain = texts.sms_push(order, message, plain=True, now=now)
             forms = [
-                (texts.sms_push(order, message), markup, False),
+                (texts.sms_push(order, message, now=now), markup, False),
                 (plain, markup, True),
                 (plain, None, True),
             ]
@@ -318,12 +579,10 @@ class Watcher:
                 order.user_id, text, buttons, plain=is_plain, wait=False
             )
             if result.outcome is Outcome.RETRY:
-                pause = self.settings.transient_pause
-                if result.retry_after is not None:
-                    pause = max(pause, timedelta(seconds=result.retry_after))
-                self._chat_paused[order.user_id] = self._clock.now() + pause
+                return await self._failed_send(order, message, result)
+            self._send_failures.pop(message.id, None)
             if result.outcome is not Outcome.REFUSED:
-                return result.outcome
+                return result.outcome, None
             now = self._clock.now()
             counted = await self._messages.refused(
                 message.id, result.detail, now, give_up_after=self.settings.give_up_after
@@ -337,22 +596,76 @@ class Watcher:
                     result.detail,
                 )
                 break
-        return Outcome.REFUSED
+        return Outcome.REFUSED, None
 
-    def _paused(self, user_id: int) -> bool:
-        until = self._chat_paused.get(user_id)
-        if until is None:
-            return False
-        if self._clock.now() >= until:
-            del self._chat_paused[user_id]
-            return False
-        return True
+    async def _failed_send(
+        self, order: StoredOrder, message: StoredMessage, result: SendResult
+    ) -> tuple[Outcome, datetime | None]:
+        """Telegram did not take the message now. Flood control (``retry_after``): wait as
+        asked. Anything else (5xx, network, a page that is not the Bot API's): wait longer each
+        time, and after ``give_up_transient`` failures in a row mark it failed, so the order's
+        later SMS go on."""
+        now = self._clock.now()
+        if result.retry_after is not None:
+            wait = timedelta(seconds=result.retry_after)
+            return Outcome.RETRY, now + max(wait, self.settings.transient_pause)
+        failures = self._send_failures.get(message.id, 0) + 1
+        self._send_failures[message.id] = failures
+        if failures < self.settings.give_up_transient:
+            pause = min(self.settings.transient_pause * _growth(failures), MAX_BACKOFF)
+            return Outcome.RETRY, now + pause
+        self._send_failures.pop(message.id, None)
+        reason = f"not sent after {failures} tries: {result.detail}"
+        await self._messages.refused(message.id, reason, now, give_up_after=1)
+        log.error("SMS %s of order %s given up: %s", message.id, order.id, reason)
+        return Outcome.REFUSED, None
+
+    def _tell(
+        self,
+        user_id: int,
+        render: Callable[[], Awaitable[Rendered | None]],
+        *,
+        key: tuple[str, int] | None = None,
+        on_sent: Callable[[], Awaitable[Any]] | None = None,
+        on_unsent: Callable[[], Awaitable[Any]] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue a message (rendered when its turn comes; None: nothing to say any more) in the
+        user's chat. It waits only for that chat; tried at most ``give_up_transient`` times."""
+        tries = 0
+
+        async def job() -> datetime | None:
+            nonlocal tries
+            rendered = await render()
+            if rendered is None:
+                return None
+            text, markup = rendered
+            result = await self._notifier.send(user_id, text, markup, wait=False)
+            if result.outcome is Outcome.RETRY:
+                tries += 1
+                if tries < self.settings.give_up_transient:
+                    pause = self.settings.transient_pause * _growth(tries)
+                    if result.retry_after is not None:
+                        pause = timedelta(seconds=result.retry_after)
+                    return self._clock.now() + min(pause, MAX_BACKOFF)
+                log.warning("a message to %s not sent after %s tries: dropped", user_id, tries)
+            if result and on_sent is not None:
+                await on_sent()
+            elif not result and on_unsent is not None:
+                await on_unsent()
+            return None
+
+        return self.outbox.submit(user_id, job, key=key)
+
+    async def _plain(self, user_id: int, text: Callable[..., str], *args: Any) -> Rendered:
+        """``text(*args)`` in the user's language, without buttons."""
+        with self._user_locale(await self._locale(user_id)):
+            return text(*args), None
 
     # --- rentals and endings -----------------------------------------------------------------
 
-    async def _look_after_rentals(self, report: TickReport) -> None:
+    async def _look_after_rentals(self, pid: str, report: TickReport) -> None:
         now = self._clock.now()
-        for order in await self._repo.list_active():
+        for order in await self._repo.list_active(pid):
             with self._isolated("looking after an order", order.id):
                 await self._look_after(order, now, report)
 
@@ -372,27 +685,36 @@ class Watcher:
             return
         await self._remind(order, left)
 
-    async def _remind(self, order: StoredOrder, left: timedelta) -> None:
+    def _due_reminders(self, order: StoredOrder, left: timedelta) -> list[int]:
         # A lead as long as the rental itself would remind right after the purchase.
         length = timedelta(hours=order.duration_hours) if order.duration_hours else None
-        due = [
-            lead
+        return [
+            int(lead.total_seconds())
             for lead in self.settings.reminders
             if left <= lead and (length is None or lead < length)
         ]
-        if not due:
+
+    async def _remind(self, order: StoredOrder, left: timedelta) -> None:
+        keys = self._due_reminders(order, left)
+        if not keys or all([await self._reminders.was_sent(order.id, key) for key in keys]):
             return
-        keys = [int(lead.total_seconds()) for lead in due]
-        if all([await self._reminders.was_sent(order.id, key) for key in keys]):
-            return
-        # Only the nearest reminder is sent; ones missed while the bot was down are skipped.
-        options = await self._renewal_options(order)
-        with self._user_locale(await self._locale(order.user_id)):
-            text = texts.rental_reminder(order, texts.time_left(left.total_seconds()))
-            markup = keyboards.reminder(order, options)
-        if await self._notifier.send(order.user_id, text, markup):
+
+        async def render() -> Rendered | None:
+            # Only the nearest reminder is sent; ones missed while the bot was down are skipped.
+            if all([await self._reminders.was_sent(order.id, key) for key in keys]):
+                return None  # sent meanwhile
+            assert order.expires_at is not None
+            left_now = max(order.expires_at - self._clock.now(), timedelta())
+            options = await self._renewal_options(order)
+            with self._user_locale(await self._locale(order.user_id)):
+                text = texts.rental_reminder(order, texts.time_left(left_now.total_seconds()))
+                return text, keyboards.reminder(order, options)
+
+        async def sent() -> None:
             for key in keys:
                 await self._reminders.mark_sent(order.id, key, self._clock.now())
+
+        self._tell(order.user_id, render, key=("remind", order.id), on_sent=sent)
 
     async def _renewal_options(self, order: StoredOrder) -> list[tuple[Any, Any]]:
         try:
@@ -429,16 +751,16 @@ class Watcher:
                     if isinstance(exc, ProviderError)
                     else texts.order_not_active()
                 )
-                text = texts.auto_renew_failed(order, reason)
-            await self._notifier.send(order.user_id, text)
+                failed: Rendered = (texts.auto_renew_failed(order, reason), None)
+            self._tell(order.user_id, partial(_ready, failed))
             return
         self._renew_retry.pop(order.id, None)
         with self._user_locale(locale):
-            text = texts.auto_renewed(renewed)
-        await self._notifier.send(order.user_id, text)
+            done: Rendered = (texts.auto_renewed(renewed), None)
+        self._tell(order.user_id, partial(_ready, done))
 
     async def _short_of_money(
-        self, order: StoredOrder, exc: NotEnoughBalance, locale: str
+        self, order: StoredOrder, exc: NotEnoughBalance, locale: Reader
     ) -> None:
         """Nothing was held or sent to the provider. Tell the user once, with what is missing,
         and try again later in the window (a top-up in time still renews)."""
@@ -450,9 +772,12 @@ class Watcher:
             return  # told already for this end date
         with self._user_locale(locale):
             text = texts.auto_renew_no_money(order, exc.price, exc.balance, exc.missing)
-            markup = keyboards.need_top_up()
-        if not await self._notifier.send(order.user_id, text, markup):
+            short: Rendered = (text, keyboards.need_top_up())
+
+        async def untold() -> None:
             await self._reminders.unmark(order.id, AUTO_RENEW_SHORT)  # told on a later try
+
+        self._tell(order.user_id, partial(_ready, short), on_unsent=untold)
 
     async def _close_overdue(self, order: StoredOrder) -> bool:
         """Past the end (and the grace) while the provider still calls it open.
@@ -489,17 +814,30 @@ class Watcher:
             return  # the code was pushed; "finished" is no news
         with self._user_locale(await self._locale(order.user_id)):
             text = texts.order_ended(order, got_sms)
-        await self._notifier.send(order.user_id, text)
+            markup = keyboards.open_order(order)  # the card, and buy the same again
+        self._tell(order.user_id, partial(_ready, (text, markup)), key=("end", order.id))
 
     # --- language ----------------------------------------------------------------------------
 
-    async def _locale(self, user_id: int) -> str:
+    async def _locale(self, user_id: int) -> Reader:
         user = await self._users.get(user_id)
         if user is None:
-            return self._i18n.default_locale
-        return pick_locale(user.language, user.telegram_language, self._i18n.available_locales)
+            return Reader(self._i18n.default_locale, None)
+        locale = pick_locale(user.language, user.telegram_language, self._i18n.available_locales)
+        return Reader(locale, user.timezone)
 
     @contextmanager
-    def _user_locale(self, locale: str) -> Iterator[None]:
-        with self._i18n.context(), self._i18n.use_locale(locale):
+    def _user_locale(self, reader: Reader) -> Iterator[None]:
+        i18n = self._i18n
+        with i18n.context(), i18n.use_locale(reader.locale), timezones.use(reader.zone):
             yield
+
+
+def _growth(failures: int) -> int:
+    """How many pauses to wait after ``failures`` failed sends in a row: 1, 1, 2, 4, 8..."""
+    return 1 << max(0, failures - 2)
+
+
+async def _ready(rendered: Rendered) -> Rendered:
+    """A message rendered already (in the user's language, when it was decided)."""
+    return rendered

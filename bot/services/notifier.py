@@ -4,7 +4,8 @@
 
 * ``SENT``: Telegram accepted the message;
 * ``RETRY``: a transient failure (429 flood control, 5xx, a network error, an answer that is not
-  the Bot API's JSON, such as a proxy's HTML 502 page): the same message can go later;
+  the Bot API's JSON, such as a proxy's HTML 502 page, or one that cannot even be decoded): the
+  same message can go later;
 * ``REFUSED``: Telegram refused this content (too long, entities it cannot parse, a bad
   keyboard): sending it again as it is would fail again, so the caller sends another form or
   gives up;
@@ -13,8 +14,8 @@
 
 With ``wait=True`` (one-off notices without a queue of their own) a ``RetryAfter`` is waited out
 and transient failures are tried again a few times. The watcher passes ``wait=False``: it keeps
-undelivered SMS in the database and pauses only the chat Telegram asked to wait, so one chat's
-flood control never delays another chat's code.
+undelivered SMS in the database and parks only the chat Telegram asked to wait (its own queue,
+:mod:`bot.services.outbox`), so one chat's flood control never delays another chat's code.
 """
 
 from __future__ import annotations
@@ -137,5 +138,10 @@ class Notifier:
             return SendResult(Outcome.RETRY, exc.message)
         except AiogramError as exc:  # ClientDecodeError: an HTML error page, a broken body
             log.warning("sending to %s: not a Bot API answer (%s)", user_id, type(exc).__name__)
+            return SendResult(Outcome.RETRY, type(exc).__name__)
+        except (OSError, TimeoutError, UnicodeError) as exc:
+            # What a session may raise past aiogram's own errors: a socket error, a timeout,
+            # an error page in an encoding other than the one it declares.
+            log.warning("sending to %s: transport error (%s)", user_id, type(exc).__name__)
             return SendResult(Outcome.RETRY, type(exc).__name__)
         return SENT
