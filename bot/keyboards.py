@@ -27,6 +27,8 @@ from bot.callbacks import (
     CountryPage,
     CountryServices,
     DecideAccess,
+    KeepAsk,
+    KeepStop,
     Menu,
     MenuAction,
     OfferKey,
@@ -51,6 +53,7 @@ from bot.providers import identifiers
 from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption
 from bot.services.offers import OfferRow, OffersLayout, PricedOffer, offer_token
 from bot.timezones import COMMON_ZONES
+from storage.keep_trying import Plan
 from storage.models import StoredOrder
 from storage.quotes import Quote
 from storage.stock_alerts import StockAlert
@@ -214,6 +217,8 @@ def offers(service: str, country: str, arranged: OffersLayout) -> InlineKeyboard
 def confirm(quote: Quote) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("✅ Buy"), callback_data=Confirm(quote=quote.id))
+    if quote.kind is OrderKind.ACTIVATION:  # no code in time: cancel, buy the next offer
+        kb.button(text=_("🔁 Keep trying"), callback_data=KeepAsk(quote=quote.id))
     kb.button(
         text=_("« Back"),
         callback_data=PickCountry(service=quote.service, country=quote.country),
@@ -229,9 +234,11 @@ def order_card(
     has_sms: bool,
     cancel: CancelTerms | None = None,
     now: datetime | None = None,
+    plan: Plan | None = None,
 ) -> InlineKeyboardMarkup:
     """The number's actions; "another code" only once a first SMS came; Cancel only where the
-    provider's rules (``cancel``) let it succeed, saying so when it returns nothing."""
+    provider's rules (``cancel``) let it succeed, saying so when it returns nothing; Stop
+    trying while the order is a try of a live keep-trying ``plan``."""
     kb = InlineKeyboardBuilder()
     kb.row(
         InlineKeyboardButton(
@@ -277,6 +284,9 @@ def order_card(
             kb.row(*row)
     else:
         kb.row(buy_again(order, here=True))
+    if plan is not None and plan.live and order.is_active:
+        stop = KeepStop(plan_id=plan.id).pack()
+        kb.row(InlineKeyboardButton(text=_("⏹ Stop trying"), callback_data=stop))
     kb.row(
         InlineKeyboardButton(
             text=_("« My numbers"), callback_data=OrdersPage(page=0, past=False).pack()
@@ -506,7 +516,27 @@ def admin_panel(requests: int) -> InlineKeyboardMarkup:
     )
     kb.button(text=_("👥 Users"), callback_data=AdminCb(action=AdminAction.USERS))
     kb.button(text=_("🏭 Providers"), callback_data=AdminCb(action=AdminAction.PROVIDERS))
-    kb.adjust(2, 2)
+    kb.button(text=_("📊 Delivery"), callback_data=AdminCb(action=AdminAction.DELIVERY))
+    kb.adjust(2, 2, 1)
+    return kb.as_markup()
+
+
+def admin_delivery(summary_on: bool) -> InlineKeyboardMarkup:
+    """The delivery table's screen: the daily summary's toggle, and back to the panel."""
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=texts.summary_toggle(summary_on), callback_data=AdminCb(action=AdminAction.SUMMARY)
+    )
+    kb.button(text=_("« Admin"), callback_data=AdminCb(action=AdminAction.PANEL))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def access_decided(user_id: int) -> InlineKeyboardMarkup:
+    """Under a decided request: the user's card, or the panel."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("👤 User card"), callback_data=UserCard(user_id=user_id))
+    kb.button(text=_("« Admin"), callback_data=AdminCb(action=AdminAction.PANEL))
     return kb.as_markup()
 
 

@@ -41,7 +41,7 @@ async def test_a_stranger_asks_and_an_admin_approves(tmp_path: Path) -> None:
 
         await admin.click(request, "✅ Approve")
         decided = admin.api.message(admin.chat.id, request.message_id)  # the request, edited
-        assert decided is not None and admin.buttons(decided) == []
+        assert decided is not None and admin.buttons(decided) == ["👤 User card", "« Admin"]
         assert (decided.text or "") == "✅ Approved Eve <x> @eve (id 5005), by User1001."
         assert text_of(stranger) == "✅ Your access was approved. You can get numbers now."
         assert stranger.buttons() == ["📲 Buy a number", "« Menu"]

@@ -80,7 +80,11 @@ async def test_typing_filters_services(stack: Stack) -> None:
     await user.send("whats")
     assert user.buttons() == ["WhatsApp", "« Back"]
     await user.send("Zzzz <b>")
-    assert user.last_message().text == "Nothing matches “Zzzz <b>”. Try another spelling."
+    assert user.last_message().text == (
+        "Nothing matches “Zzzz <b>”. Try another spelling.\n\n"
+        "Choose a service, or type part of its name."
+    )
+    assert user.buttons()[:2] == ["Telegram", "WhatsApp"]  # the whole list, to pick from
     await user.send("goo")
     await user.click(user.last_message(), "Google (Gmail, YouTube)")
     assert "Google" in (user.last_message().text or "")

@@ -86,7 +86,8 @@ async def decide_access(
     decided = texts.access_decided(
         await users.get(target), target, approve, query.from_user.full_name, changed
     )
-    await show(query, decided)  # the request turns into its outcome, without buttons
+    # The request turns into its outcome; its buttons now lead to the user and the panel.
+    await show(query, decided, keyboards.access_decided(target))
     if not changed:
         return
     log.info(

@@ -26,7 +26,7 @@ from bot.callbacks import (
     ServicePage,
 )
 from bot.config import Settings
-from bot.handlers.common import answer, show
+from bot.handlers.common import answer, main_menu, show
 from bot.handlers.numbers import card_screen
 from bot.providers import identifiers
 from bot.providers.base import ProviderError
@@ -46,6 +46,7 @@ from bot.services.purchase import (
 )
 from bot.services.wallet import MAX_TOP_UP_STARS, NotEnoughBalance, stars_for
 from storage.intents import QuoteUsed
+from storage.orders import OrdersRepo
 from storage.quotes import Quote
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,11 @@ async def filter_services(message: Message, catalog: CatalogService) -> None:
     query = search_query(message.text)
     names = {code: merged.name(code) for code in merged.by_service}
     matches = identifiers.find_services(query, names)[:MAX_MATCHES] if query else []
-    if not query or not matches:
-        await message.answer(texts.nothing_found(message.text or ""))
+    if not query or not matches:  # the whole list stays under the answer: pick or retype
+        text, markup = await _service_screen(merged, 0)
+        await message.answer(
+            texts.nothing_found(message.text or "") + "\n\n" + text, reply_markup=markup
+        )
         return
     text, markup = await _service_screen(merged, 0, matches, query)
     await message.answer(text, reply_markup=markup)
@@ -170,8 +174,11 @@ async def filter_countries(
     sold = set(merged.countries(service))
     found = identifiers.find_countries(query, languages) if query else []
     matches = [iso for iso in found if iso in sold]
-    if not query or not matches:
-        await message.answer(texts.nothing_found(message.text or ""))
+    if not query or not matches:  # the whole list stays under the answer: pick or retype
+        text, markup = await _country_screen(merged, service, 0, i18n.current_locale)
+        await message.answer(
+            texts.nothing_found(message.text or "") + "\n\n" + text, reply_markup=markup
+        )
         return
     text, markup = await _country_screen(
         merged, service, 0, i18n.current_locale, matches[:MAX_MATCHES], query
@@ -331,6 +338,7 @@ async def confirm_buy(
     offers: OfferService,
     billing: Billing,
     settings: Settings,
+    order_repo: OrdersRepo,
 ) -> None:
     # The callback is answered when the purchase is over (the spinner shows it is running),
     # so a repeated tap can still be told "in progress" or "already bought".
@@ -376,7 +384,7 @@ async def confirm_buy(
         else:
             prefix = texts.offer_gone(refused.provider)
         if not refused.remaining.service:  # a forged quote: nothing to show but the menu
-            menu = keyboards.main_menu(wallet=settings.wallets_on)
+            menu = await main_menu(query.from_user.id, billing, order_repo)
             await show(query, texts.quote_invalid(), menu)
             return
         text, markup = _offers_screen(refused.remaining, prefix)
@@ -387,14 +395,14 @@ async def confirm_buy(
         intent = lost.intent
         log.warning("purchase unconfirmed: intent %s at %s", intent.id, intent.provider)
         text = texts.purchase_unconfirmed(intent.provider, lost.listed, lost.settles_by)
-        await show(query, text, keyboards.main_menu(wallet=settings.wallets_on))
+        await show(query, text, await main_menu(query.from_user.id, billing, order_repo))
         return
     except ProviderError as exc:
         await answer(query)
         log.warning("purchase failed: %s", exc)
         quote = await purchases.get_quote(callback_data.quote, query.from_user.id)
         if quote is None:
-            menu = keyboards.main_menu(wallet=settings.wallets_on)
+            menu = await main_menu(query.from_user.id, billing, order_repo)
             await show(query, "⚠️ " + texts.provider_error(exc), menu)
             return
         result = await offers.offers(quote.service, quote.country, fresh=True)

@@ -7,6 +7,10 @@ from contextlib import suppress
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
 
+from bot import keyboards
+from bot.services.billing import Billing
+from storage.orders import OrdersRepo
+
 
 async def show(
     query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
@@ -30,3 +34,11 @@ async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool =
     """Answer a callback query; a too-old query can't be answered, which is fine."""
     with suppress(TelegramBadRequest):
         await query.answer(text, show_alert=alert)
+
+
+async def main_menu(
+    user_id: int, billing: Billing, order_repo: OrdersRepo
+) -> InlineKeyboardMarkup:
+    """The main menu as this user sees it: Wallet if they pay from one, their recent pairs."""
+    recent = await order_repo.recent_pairs(user_id, keyboards.RECENT_PAIRS)
+    return keyboards.main_menu(wallet=billing.charges(user_id), recent=recent)

@@ -10,8 +10,10 @@ from aiogram import Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 
-from bot import keyboards, texts
-from bot.handlers.common import answer
+from bot import texts
+from bot.handlers.common import answer, main_menu
+from bot.services.billing import Billing
+from storage.orders import OrdersRepo
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,13 @@ async def unknown_button(query: CallbackQuery) -> None:
     await answer(query, texts.not_yours(), alert=True)
 
 
-async def unknown_message(message: Message) -> None:
+async def unknown_message(message: Message, billing: Billing, order_repo: OrdersRepo) -> None:
     """No handler took this message (free text outside a step, an unknown command, a photo):
     never silence; an answer with the way forward."""
     text = message.text or ""
     reply = texts.unknown_command() if text.startswith("/") else texts.not_understood()
-    await message.answer(reply, reply_markup=keyboards.main_menu())
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    await message.answer(reply, reply_markup=await main_menu(user_id, billing, order_repo))
 
 
 def setup() -> Router:

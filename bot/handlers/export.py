@@ -8,7 +8,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import FSInputFile, Message
 
-from bot import texts
+from bot import keyboards, texts
 from bot.services.access import AccessService
 from bot.services.admin import AdminService
 from bot.services.export import remove
@@ -34,10 +34,14 @@ async def export_command(message: Message, access: AccessService, admin: AdminSe
             texts.export_orders_caption(orders.rows),
             texts.export_ledger_caption(ledger.rows),
         )
-        for file, caption in zip(files, captions, strict=True):
+        for file, caption, markup in zip(
+            files, captions, (None, keyboards.back_to_admin()), strict=True
+        ):
             # Streamed from the file: the export is never held in memory whole.
             await message.answer_document(
-                FSInputFile(file.path, filename=file.filename), caption=caption
+                FSInputFile(file.path, filename=file.filename),
+                caption=caption,
+                reply_markup=markup,
             )
     finally:
         remove(files)

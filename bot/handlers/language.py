@@ -9,7 +9,9 @@ from aiogram.utils.i18n import I18n
 
 from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction, SetLanguage
-from bot.handlers.common import answer, show
+from bot.handlers.common import answer, main_menu, show
+from bot.services.billing import Billing
+from storage.orders import OrdersRepo
 from storage.users import UsersRepo
 
 
@@ -25,7 +27,12 @@ async def language_button(query: CallbackQuery, i18n: I18n) -> None:
 
 
 async def set_language(
-    query: CallbackQuery, callback_data: SetLanguage, users: UsersRepo, i18n: I18n
+    query: CallbackQuery,
+    callback_data: SetLanguage,
+    users: UsersRepo,
+    i18n: I18n,
+    billing: Billing,
+    order_repo: OrdersRepo,
 ) -> None:
     if callback_data.code not in i18n.available_locales:
         await answer(query, texts.not_yours(), alert=True)
@@ -33,7 +40,7 @@ async def set_language(
     await users.set_language(query.from_user.id, callback_data.code)
     with i18n.use_locale(callback_data.code):
         await answer(query, texts.language_set())
-        await show(query, texts.menu(), keyboards.main_menu())
+        await show(query, texts.menu(), await main_menu(query.from_user.id, billing, order_repo))
 
 
 def setup() -> Router:

@@ -12,10 +12,11 @@ from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction
 from bot.config import Settings
 from bot.handlers import buy
-from bot.handlers.common import answer, show
+from bot.handlers.common import answer, main_menu, show
 from bot.handlers.links import parse_payload
 from bot.providers import identifiers
 from bot.services.access import AccessService
+from bot.services.billing import Billing
 from bot.services.catalog import CatalogService
 from bot.services.offers import OfferService
 from storage.models import User
@@ -26,7 +27,7 @@ async def start(
     message: Message,
     state: FSMContext,
     command: CommandObject,
-    settings: Settings,
+    billing: Billing,
     order_repo: OrdersRepo,
     catalog: CatalogService,
     offers: OfferService,
@@ -48,9 +49,7 @@ async def start(
             return
         note = texts.link_invalid()
     text = texts.welcome(message.from_user.first_name) if note is None else note
-    recent = await order_repo.recent_pairs(user_id, keyboards.RECENT_PAIRS)
-    markup = keyboards.main_menu(wallet=settings.wallets_on, recent=recent)
-    await message.answer(text, reply_markup=markup)
+    await message.answer(text, reply_markup=await main_menu(user_id, billing, order_repo))
 
 
 async def _offers(message: Message, offers: OfferService, service: str, country: str) -> None:
@@ -68,12 +67,11 @@ async def help_command(message: Message, settings: Settings) -> None:
 
 
 async def menu(
-    query: CallbackQuery, state: FSMContext, settings: Settings, order_repo: OrdersRepo
+    query: CallbackQuery, state: FSMContext, billing: Billing, order_repo: OrdersRepo
 ) -> None:
     await state.clear()
     await answer(query)
-    recent = await order_repo.recent_pairs(query.from_user.id, keyboards.RECENT_PAIRS)
-    await show(query, texts.menu(), keyboards.main_menu(wallet=settings.wallets_on, recent=recent))
+    await show(query, texts.menu(), await main_menu(query.from_user.id, billing, order_repo))
 
 
 async def help_button(query: CallbackQuery, settings: Settings) -> None:
