@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from storage.codec import encode_time
 from storage.db import Database
 from storage.ledger import exact_sum
 
@@ -54,11 +56,23 @@ class Stats:
         }
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _period(since: datetime | None, until: datetime | None) -> tuple[str, str]:
+    """The stored forms of a period's bounds (none given: all time)."""
+    return encode_time(since or _EARLIEST), encode_time(until or _LATEST)
+
+
 class StatsRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def stats(self) -> Stats:
+    async def stats(self, since: datetime | None = None, until: datetime | None = None) -> Stats:
+        """All the figures; with ``since`` and ``until``, orders, money and failed deliveries
+        are those of that period (``since`` included, ``until`` not); users are always all."""
+        period = _period(since, until)
         users = await self._db.fetchone(
             "SELECT COUNT(*), SUM(access = 'approved'), SUM(access = 'requested'), "
             "SUM(blocked) FROM users"
@@ -67,7 +81,8 @@ class StatsRepo:
         orders = await self._db.fetchall(
             "SELECT o.provider, o.status, o.price, o.currency, "
             "EXISTS (SELECT 1 FROM messages m WHERE m.order_id = o.id) AS got_code "
-            "FROM orders o"
+            "FROM orders o WHERE o.created_at >= ? AND o.created_at < ?",
+            period,
         )
         providers: dict[str, ProviderFigures] = {}
         spend: dict[str, dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
@@ -82,19 +97,22 @@ class StatsRepo:
             providers[provider] = ProviderFigures(total, coded, sums)
         revenue: dict[str, list[Decimal]] = defaultdict(list)
         refunds = await self._db.fetchall(
-            "SELECT currency, amount FROM ledger WHERE kind = 'refund'"
+            "SELECT currency, amount FROM ledger "
+            "WHERE kind = 'refund' AND created_at >= ? AND created_at < ?",
+            period,
         )
         for row in refunds:  # a refund gives back: less revenue
             revenue[row["currency"]].append(-Decimal(row["amount"]))
         # A capture row is 0 (the money stays spent); its hold carries the (negative) price.
         captured = await self._db.fetchall(
             "SELECT h.currency, h.amount FROM ledger c JOIN ledger h ON h.id = c.hold_id "
-            "WHERE c.kind = 'capture'"
+            "WHERE c.kind = 'capture' AND c.created_at >= ? AND c.created_at < ?",
+            period,
         )
         for row in captured:
             revenue[row["currency"]].append(-Decimal(row["amount"]))
         failed = await self._db.fetchone(
-            "SELECT COUNT(*) FROM messages WHERE failed_at IS NOT NULL"
+            "SELECT COUNT(*) FROM messages WHERE failed_at >= ? AND failed_at < ?", period
         )
         return Stats(
             users=int(users[0] or 0),
