@@ -28,6 +28,7 @@ from bot.handlers import again, buy, errors, language, links, numbers, search, s
 from bot.handlers import alerts as alert_handlers
 from bot.handlers import broadcast as broadcast_handlers
 from bot.handlers import export as export_handlers
+from bot.handlers import keep_trying as keep_trying_handlers
 from bot.handlers import settings as settings_handlers
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
@@ -47,8 +48,10 @@ from bot.services.admin import AdminService
 from bot.services.billing import Billing
 from bot.services.broadcast import BroadcastService
 from bot.services.catalog import CatalogService
+from bot.services.daily_summary import DailySummary
 from bot.services.delivery import Watcher, WatchSettings
 from bot.services.heat import Heat
+from bot.services.keep_trying import KeepTryingService
 from bot.services.messenger import Messenger
 from bot.services.notifier import Notifier
 from bot.services.offer_stats import OfferStatsService
@@ -62,10 +65,12 @@ from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import WalletService
 from bot.timezones import ZoneMiddleware
 from bot.webhook import RentalHooks, start_webhook
+from storage.admin_summaries import AdminSummariesRepo
 from storage.broadcasts import BroadcastsRepo
 from storage.db import Database
 from storage.fsm import SqliteStorage
 from storage.intents import IntentsRepo
+from storage.keep_trying import KeepTryingRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.notices import NoticesRepo
@@ -101,6 +106,18 @@ class App:
     def broadcasts(self) -> BroadcastService:
         service = self.dp["broadcasts"]
         assert isinstance(service, BroadcastService)
+        return service
+
+    @property
+    def keep_trying(self) -> KeepTryingService:
+        service = self.dp["keep_trying"]
+        assert isinstance(service, KeepTryingService)
+        return service
+
+    @property
+    def daily_summary(self) -> DailySummary:
+        service = self.dp["daily_summary"]
+        assert isinstance(service, DailySummary)
         return service
 
     async def close(self) -> None:
@@ -204,6 +221,7 @@ async def create_app(
             intents,
             clock=clock,
             billing=billing,
+            plans=KeepTryingRepo(db),  # a keep-trying try's card says so
         ),
         wallet=wallet,
         billing=billing,  # who pays from a wallet (the confirm screen shows their balance)
@@ -238,6 +256,15 @@ async def create_app(
         sleep=sleep or asyncio.sleep,
     )
     dp["stock_alerts"] = stock_alerts
+    dp["daily_summary"] = daily_summary = DailySummary(
+        AdminSummariesRepo(db),
+        StatsRepo(db),
+        offer_stats,
+        clock,
+        admins=settings.admin_ids,
+        hour=settings.admin_summary_hour,
+        sleep=sleep or asyncio.sleep,
+    )
     rate_limit = RateLimit(
         clock,
         limit=settings.rate_limit_count,
@@ -267,11 +294,12 @@ async def create_app(
         again,
         support,
         alert_handlers,
+        keep_trying_handlers,
         search,  # free text no step took: after every step that waits for text
         errors,
     )
     routers = {module: module.setup() for module in modules}
-    spending_routers = (buy, numbers, again, search, alert_handlers)
+    spending_routers = (buy, numbers, again, search, alert_handlers, keep_trying_handlers)
     for spending in (routers[module] for module in spending_routers):
         spending.message.middleware(buyers)
         spending.callback_query.middleware(buyers)
@@ -290,6 +318,25 @@ async def create_app(
     )
     price_alerts.attach(messenger)
     stock_alerts.attach(alert_handlers.sender(messenger))
+    daily_summary.attach(admin_handlers.summary_sender(messenger))
+    # Keep trying: a try with no code in time is cancelled and the next offer bought.
+    keep_trying = KeepTryingService(
+        KeepTryingRepo(db),
+        dp["purchases"],
+        dp["orders"],
+        offers,
+        order_repo,
+        messages_repo,
+        intents,
+        clock,
+        billing=billing,
+        ranking=offer_stats,
+        wait=settings.keep_trying_wait,
+        interval=settings.poll_interval,
+        sleep=sleep or asyncio.sleep,
+    )
+    keep_trying.attach(keep_trying_handlers.sender(messenger, dp["orders"]))
+    dp["keep_trying"] = keep_trying
     reconciler = Reconciler(
         providers,
         intents,
@@ -417,6 +464,8 @@ async def serve(settings: Settings) -> None:
     watching = asyncio.create_task(app.watcher.run(), name="watcher")
     reconciling = asyncio.create_task(app.reconciler.run(), name="reconciler")
     alerting = asyncio.create_task(app.stock_alerts.run(), name="stock alerts")
+    summarizing = asyncio.create_task(app.daily_summary.run(), name="daily summary")
+    trying = asyncio.create_task(app.keep_trying.run(), name="keep trying")
     webhook = None
     try:
         secret = settings.webhook_secret()
@@ -434,9 +483,13 @@ async def serve(settings: Settings) -> None:
         app.watcher.stop()
         app.reconciler.stop()
         app.stock_alerts.stop()
+        app.daily_summary.stop()
+        app.keep_trying.stop()
         await watching
         await reconciling
         await alerting
+        await summarizing
+        await trying
         if webhook is not None:
             await webhook.cleanup()
         await app.close()

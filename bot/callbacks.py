@@ -154,6 +154,8 @@ class AdminAction(enum.StrEnum):
     REQUESTS = "r"
     USERS = "u"
     PROVIDERS = "v"
+    DELIVERY = "d"  # the delivery table (best and worst offers)
+    SUMMARY = "s"  # turn the daily summary on or off (on the delivery screen)
 
 
 class AdminCb(CallbackData, prefix="ap1"):
@@ -221,3 +223,37 @@ class AlertRemove(CallbackData, prefix="ar1"):
     """Remove one of the user's alerts (from /alerts)."""
 
     alert_id: RowId
+
+
+class KeepAsk(CallbackData, prefix="kt1"):
+    """Keep trying, on an activation's confirmation: choose how many tries (of ``quote``)."""
+
+    quote: str
+
+
+class KeepTries(CallbackData, prefix="kn1"):
+    """Keep trying with ``tries`` tries: choose the maximum price."""
+
+    quote: str
+    tries: Annotated[int, Field(ge=1, le=10)]
+
+
+class KeepMax(CallbackData, prefix="km1"):
+    """The maximum price as the first price plus ``percent`` (the server computes it from the
+    quote; 0: the user types an amount)."""
+
+    quote: str
+    tries: Annotated[int, Field(ge=1, le=10)]
+    percent: Annotated[int, Field(ge=0, le=1000)]
+
+
+class KeepStart(CallbackData, prefix="ks1"):
+    """Start the plan the summary showed (kept in the FSM data, named by its quote)."""
+
+    quote: str
+
+
+class KeepStop(CallbackData, prefix="kx1"):
+    """Stop trying, from the card of a try's order."""
+
+    plan_id: RowId

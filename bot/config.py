@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     # "Tell me when" alerts: checked every this many seconds; an alert lapses after a while.
     stock_alert_interval: float = Field(default=300.0, gt=0, le=86_400)
     stock_alert_lifetime: Annotated[timedelta, NoDecode] = timedelta(days=7)
+    # Keep trying (activations): a try with no code this long after its purchase is cancelled
+    # and the next offer bought (sooner where the provider's cancel window closes sooner).
+    keep_trying_wait: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
+    # Admins who turn on the daily summary (/admin -> Delivery) get it at this hour, UTC:
+    # yesterday's orders, codes and money, and the offers that deliver best and worst.
+    admin_summary_hour: int = Field(default=9, ge=0, le=23)
     support_contact: str | None = None
     terms_text: str | None = None
     terms_url: str | None = None
@@ -238,7 +244,13 @@ class Settings(BaseSettings):
         leads = {parse_duration(part) for part in value.split(",") if part.strip()}
         return tuple(sorted(leads, reverse=True))
 
-    @field_validator("auto_renew_before", "stock_alert_lifetime", "poll_hot_for", mode="before")
+    @field_validator(
+        "auto_renew_before",
+        "stock_alert_lifetime",
+        "poll_hot_for",
+        "keep_trying_wait",
+        mode="before",
+    )
     @classmethod
     def _parse_lead(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

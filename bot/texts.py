@@ -9,7 +9,7 @@ from html import escape
 import phonenumbers
 from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, get_currency_symbol
 
 from bot import timezones as zones
@@ -34,9 +34,11 @@ from bot.providers.base import (
     Unsupported,
 )
 from bot.providers.registry import PROVIDER_TITLES
+from bot.services.daily_summary import Summary
 from bot.services.offer_stats import Badge, Best, BestReason, DeliveryTable, TableRow
 from bot.services.offers import OfferRow, PricedOffer
 from storage.intents import Intent
+from storage.keep_trying import Plan
 from storage.ledger import HistoryItem, Operation
 from storage.models import Access, OrderStatus, StoredMessage, StoredOrder, User
 from storage.stats import Stats
@@ -438,8 +440,14 @@ def status(value: OrderStatus) -> str:
     return f"{_STATUS[value]} {names[value]}"
 
 
-def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...], now: datetime) -> str:
-    """The number card; its times in the user's zone and relative to ``now``."""
+def order_card(
+    order: StoredOrder,
+    messages: tuple[StoredMessage, ...],
+    now: datetime,
+    plan: Plan | None = None,
+) -> str:
+    """The number card; its times in the user's zone and relative to ``now``; the keep-trying
+    ``plan`` it is a try of, while that plan runs."""
     service_name = identifiers.service_name(order.service)
     lines = [
         f"📱 <code>{escape(phone(order.phone))}</code>",
@@ -452,6 +460,8 @@ def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...], now: dat
         lines.append(_("Until: {when}").format(when=until))
     if order.display_price:
         lines.append(_("Price: {price}").format(price=money(order.display_price)))
+    if plan is not None and plan.live and order.is_active:
+        lines.append(keep_trying_line(plan))
     lines.append("")
     if messages:
         lines.append(_("<b>Messages</b>"))
@@ -461,6 +471,13 @@ def order_card(order: StoredOrder, messages: tuple[StoredMessage, ...], now: dat
     elif order.is_active:
         lines.append(_("Waiting for SMS… codes appear here."))
     return "\n".join(lines)
+
+
+def keep_trying_line(plan: Plan) -> str:
+    """On the card of a keep-trying plan's current try."""
+    return _("🔁 Keep trying: try {n} of {total}, up to {price}").format(
+        n=max(plan.tries_used, 1), total=plan.tries, price=money(plan.max_price)
+    )
 
 
 def sms_line(
@@ -1428,6 +1445,66 @@ def delivery_table(table: DeliveryTable) -> str:
         lines += ["", _("<b>Best</b>"), *(_delivery_row(row) for row in table.best)]
     if table.worst:
         lines += ["", _("<b>Worst</b>"), *(_delivery_row(row) for row in table.worst)]
+    return "\n".join(lines)
+
+
+def summary_toggle(on: bool) -> str:
+    return _("🔔 Daily summary: on") if on else _("🔕 Daily summary: off")
+
+
+def _summary_time(hour: int) -> str:
+    return f"{hour:02d}:00"
+
+
+def delivery_screen(table: DeliveryTable, summary_on: bool, hour: int) -> str:
+    """The delivery table, and whether this admin gets the daily summary."""
+    if summary_on:
+        setting = _(
+            "🔔 You get a daily summary at {time} UTC: yesterday's orders and money, and "
+            "these offers."
+        )
+    else:
+        setting = _(
+            "🔕 Daily summary: off. Turn it on to get yesterday's orders and money, and these "
+            "offers, every day at {time} UTC."
+        )
+    return f"{delivery_table(table)}\n\n{setting.format(time=_summary_time(hour))}"
+
+
+def summary_turned(on: bool, hour: int) -> str:
+    if on:
+        return _("🔔 Daily summary on: every day at {time} UTC.").format(time=_summary_time(hour))
+    return _("🔕 Daily summary off.")
+
+
+def daily_summary(summary: Summary) -> str:
+    """The admins' daily summary: the day's orders, codes and money, and the delivery table."""
+    stats = summary.stats
+    day = format_date(summary.day, "d MMMM y", locale=locale())
+    lines = [
+        _("📅 <b>Daily summary</b> for {day} (UTC)").format(day=day),
+        "",
+        _("<b>Orders</b>: {orders} · got a code {coded} ({share})").format(
+            orders=orders_count(stats.orders),
+            coded=stats.with_code,
+            share=f"{stats.code_share:.0%}",
+        ),
+        _("Revenue from wallets: {amounts}").format(amounts=_amounts(stats.revenue)),
+        _("Spent at providers: {amounts}").format(amounts=_amounts(stats.spend)),
+        _("<b>Profit</b>: {amounts}").format(amounts=_amounts(stats.profit)),
+    ]
+    if stats.failed_deliveries:
+        lines.append(
+            _("⚠️ SMS that Telegram refused to deliver: {n} (see the log)").format(
+                n=stats.failed_deliveries
+            )
+        )
+    lines += [
+        "",
+        delivery_table(summary.table),
+        "",
+        _("To stop it: /admin → 📊 Delivery."),
+    ]
     return "\n".join(lines)
 
 

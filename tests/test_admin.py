@@ -38,7 +38,13 @@ async def test_admin_panel_is_for_admins_and_shows_balances_figures_requests(
         assert "Users</b>: 2 users · approved 0 · asking 1 · blocked 0" in panel
         assert "Orders</b>: 1 order · active 1 · got a code 0%" in panel
         assert "Spent at providers: $0.50" in panel
-        assert admin.buttons() == ["🔄 Refresh", "🙋 Requests (1)", "👥 Users", "🏭 Providers"]
+        assert admin.buttons() == [
+            "🔄 Refresh",
+            "🙋 Requests (1)",
+            "👥 Users",
+            "🏭 Providers",
+            "📊 Delivery",
+        ]
 
         await admin.click(admin.last_message(), "🏭 Providers")
         assert "1 order, 0 with a code, spent $0.50" in (admin.last_message().text or "")

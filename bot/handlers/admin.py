@@ -1,4 +1,5 @@
-"""/admin: the panel (figures, balances, requests, users, providers); /user and /users."""
+"""/admin: the panel (figures, balances, requests, users, providers, the delivery table and
+the daily summary's toggle); /user and /users."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from bot.callbacks import AdminAction, AdminCb, BlockUser, UserCard, UsersPage
 from bot.handlers.common import answer, show
 from bot.services.access import AccessService
 from bot.services.admin import AdminService, find_user
+from bot.services.daily_summary import DailySummary, SendSummary, Summary
+from bot.services.messenger import Messenger
+from bot.services.offer_stats import OfferStatsService
 from bot.services.wallet import WalletService
 from storage.orders import OrdersRepo
 from storage.users import UsersRepo
@@ -24,6 +28,23 @@ async def _panel(admin: AdminService) -> tuple[str, InlineKeyboardMarkup]:
     balances = [(line.provider, line.balance) for line in await admin.balances()]
     stats = await admin.stats()
     return texts.admin_panel(balances, stats), keyboards.admin_panel(stats.requested)
+
+
+async def _delivery(
+    admin_id: int, offer_stats: OfferStatsService, daily_summary: DailySummary
+) -> tuple[str, InlineKeyboardMarkup]:
+    on = await daily_summary.enabled(admin_id)
+    text = texts.delivery_screen(await offer_stats.table(), on, daily_summary.hour)
+    return text, keyboards.admin_delivery(on)
+
+
+def summary_sender(messenger: Messenger) -> SendSummary:
+    """The daily summary as a message in the admin's language."""
+
+    async def send(admin_id: int, summary: Summary) -> bool:
+        return await messenger.tell(admin_id, lambda: (texts.daily_summary(summary), None))
+
+    return send
 
 
 async def admin_command(message: Message, access: AccessService, admin: AdminService) -> None:
@@ -41,11 +62,23 @@ async def admin_button(
     access: AccessService,
     admin: AdminService,
     users: UsersRepo,
+    offer_stats: OfferStatsService,
+    daily_summary: DailySummary,
 ) -> None:
     if not access.is_admin(query.from_user.id):
         await answer(query, texts.admins_only(), alert=True)
         return
     action = callback_data.action
+    if action is AdminAction.DELIVERY:
+        await answer(query)
+        await show(query, *await _delivery(query.from_user.id, offer_stats, daily_summary))
+        return
+    if action is AdminAction.SUMMARY:
+        on = not await daily_summary.enabled(query.from_user.id)
+        await daily_summary.set_enabled(query.from_user.id, on)
+        await answer(query, texts.summary_turned(on, daily_summary.hour))
+        await show(query, *await _delivery(query.from_user.id, offer_stats, daily_summary))
+        return
     if action is AdminAction.PANEL:
         await answer(query)
         await show(query, *await _panel(admin))
