@@ -357,6 +357,47 @@ CREATE TABLE admin_summaries (
 );
 """
 
+V12_KEEP_TRYING = """
+-- "Keep trying" (issue #12): a user allows up to `tries` activations of one (service,
+-- country), each at most max_price (display currency). `state` is the plan's next step:
+-- buying (quote_id: the quote being bought; its intent, found by quote_id, tells whether it
+-- was), waiting (order_id: the current order, until `deadline`), cancelling (order_id: no
+-- code came in time), or an end (done: a code came; stopped: by the user; gave_up: `reason`
+-- says why). Each step moves `step` on with a conditional UPDATE, so it is taken once.
+CREATE TABLE keep_trying (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     INTEGER NOT NULL REFERENCES users (id),
+    service     TEXT NOT NULL,
+    country     TEXT NOT NULL,
+    tries       INTEGER NOT NULL CHECK (tries BETWEEN 1 AND 10),
+    max_price   TEXT NOT NULL,                -- Decimal text, in `currency`
+    currency    TEXT NOT NULL,
+    start_quote TEXT NOT NULL UNIQUE,         -- the confirmation it began on (one plan each)
+    tries_used  INTEGER NOT NULL DEFAULT 0,   -- purchases made under the plan
+    state       TEXT NOT NULL
+        CHECK (state IN ('buying', 'waiting', 'cancelling', 'done', 'stopped', 'gave_up')),
+    quote_id    TEXT,
+    order_id    INTEGER REFERENCES orders (id),
+    deadline    TEXT,
+    reason      TEXT,
+    step        INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX keep_trying_live ON keep_trying (state, id)
+    WHERE state IN ('buying', 'waiting', 'cancelling');
+CREATE INDEX keep_trying_by_order ON keep_trying (order_id);
+
+-- The offers a plan bought or tried: one plan never buys one offer twice.
+CREATE TABLE keep_trying_offers (
+    plan_id    INTEGER NOT NULL REFERENCES keep_trying (id),
+    provider   TEXT NOT NULL,
+    ref        TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (plan_id, provider, ref)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", V1_INITIAL),
     Migration(2, "telegram language", V2_TELEGRAM_LANGUAGE),
@@ -369,6 +410,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "broadcasts", V9_BROADCASTS),
     Migration(10, "offer stats", V10_OFFER_STATS),
     Migration(11, "admin summary", V11_ADMIN_SUMMARY),
+    Migration(12, "keep trying", V12_KEEP_TRYING),
 )
 
 
