@@ -1071,7 +1071,7 @@ async def test_a_dearer_offer_is_not_bought_and_the_new_price_is_shown(stack: St
     screen = user.last_message()
     assert lines(screen)[0] == "Get-SMS raised the price to $0.90. Buy at the new price?"
     assert "Price: $0.90" in lines(screen)
-    assert user.buttons(screen) == ["✅ Buy", "« Back"]
+    assert user.buttons(screen) == ["✅ Buy", "🔁 Keep trying", "« Back"]
     assert purchase_counts(stack.suite)["getsms-activation"] == 0
     assert await stored_orders(stack, user) == []
 

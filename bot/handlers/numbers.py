@@ -95,12 +95,13 @@ async def numbers_page(
 
 def card_screen(view: OrderView, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
     """The number card: its text and its actions (as the provider's rules allow them now)."""
-    return texts.order_card(view.order, view.messages, now), keyboards.order_card(
+    return texts.order_card(view.order, view.messages, now, view.plan), keyboards.order_card(
         view.order,
         view.capabilities,
         has_sms=bool(view.messages),
         cancel=view.cancel,
         now=now,
+        plan=view.plan,
     )
 
 

@@ -44,6 +44,7 @@ from bot.services.guard import InProgress, OnceGuard
 from bot.services.pricing import Pricing
 from bot.services.wallet import NotEnoughBalance
 from storage.intents import Intent, IntentAction, IntentBusy, IntentsRepo, Purpose
+from storage.keep_trying import KeepTryingRepo, Plan
 from storage.messages import MessagesRepo
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.orders import OrdersRepo
@@ -79,6 +80,7 @@ class OrderView:
     messages: tuple[StoredMessage, ...]
     capabilities: frozenset[Capability]
     cancel: CancelTerms | None = None  # None: the provider has no cancel (or not active)
+    plan: Plan | None = None  # the live keep-trying plan this order is the current try of
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +113,11 @@ class OrderService:
         *,
         clock: Clock = SYSTEM_CLOCK,
         billing: Billing = FREE,
+        plans: KeepTryingRepo | None = None,
     ) -> None:
-        """Users ``billing`` charges pay renewals; cancels refund what the provider returned."""
+        """Users ``billing`` charges pay renewals; cancels refund what the provider returned.
+        ``plans``: the keep-trying plans, so a try's card says so."""
+        self._plans = plans
         self._providers = providers
         self._orders = orders
         self._messages = messages
@@ -136,7 +141,10 @@ class OrderService:
         terms = None
         if provider is not None and order.is_active and Capability.CANCEL in caps:
             terms = self._terms(provider, order, messages)
-        return OrderView(order, messages, caps, terms)
+        plan = None
+        if self._plans is not None and order.is_active:
+            plan = await self._plans.for_order(order.id)
+        return OrderView(order, messages, caps, terms, plan if plan and plan.live else None)
 
     def _terms(
         self, provider: Provider, order: StoredOrder, messages: tuple[StoredMessage, ...]
