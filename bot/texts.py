@@ -329,11 +329,12 @@ def offers(
 
 
 def freshness(fetched_at: datetime, now: datetime) -> str:
-    """"Prices as of 12:03 UTC · just now" / "· 2 min ago"."""
-    stamp = format_datetime(fetched_at.astimezone(UTC), "HH:mm", locale=locale())
+    """How fresh the offers are, in the user's zone: "Prices as of 12:03 UTC · just now"."""
+    shown = fetched_at.astimezone(zones.current())
+    stamp = f"{format_datetime(shown, 'HH:mm', locale=locale())} {zones.offset_label(shown)}"
     minutes = int((now - fetched_at).total_seconds() // 60)
     ago = _("just now") if minutes < 1 else _("{n} min ago").format(n=minutes)
-    return _("Prices as of {time} UTC · {ago}").format(time=stamp, ago=ago)
+    return _("Prices as of {time} · {ago}").format(time=stamp, ago=ago)
 
 
 def offer_button(priced: PricedOffer, *, option: int | None = None, best: bool = False) -> str:

@@ -230,3 +230,13 @@ async def test_help_and_the_command_menu_name_settings(stack: Stack) -> None:
     assert {c.language_code for c in calls} == {None, "ru"}
     for call in calls:
         assert "settings" in [command.command for command in call.commands]
+
+
+def test_the_offers_freshness_is_in_the_users_zone() -> None:
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("en"), timezones.use("Europe/Moscow"):
+        assert texts.freshness(NOW, NOW + timedelta(minutes=2)) == (
+            "Prices as of 15:00 UTC+03:00 · 2 min ago"
+        )
+    with i18n.context(), i18n.use_locale("en"), timezones.use(None):
+        assert texts.freshness(NOW, NOW) == "Prices as of 12:00 UTC · just now"
