@@ -17,6 +17,7 @@ from bot.services.reconcile import Reconciler
 from bot.services.wallet import WalletService
 from storage.intents import IntentsRepo
 from storage.ledger import LedgerRepo
+from tests.fakes.bot_server import FakeBotServer
 from tests.fakes.telegram import BotClient
 from tests.stack import Stack, running_stack, stack_settings
 from tests.test_flow_orders import (
@@ -291,7 +292,18 @@ async def test_a_lost_renewal_answer_is_settled_from_the_providers_end_date(
 async def test_doctor_ledger_agrees_then_reports_a_stray_hold(stack: Stack) -> None:
     user = await buyer(stack)
     await buy(stack, user, GETSMS_ACTIVATION)
-    settings = stack_settings(stack.suite, Path(stack.app.db.path), **PUBLIC)
+    telegram = FakeBotServer()  # doctor asks getMe: never the real Telegram
+    await telegram.start()
+    try:
+        await _doctor_finds_the_stray_hold(stack, telegram.base_url)
+    finally:
+        await telegram.stop()
+
+
+async def _doctor_finds_the_stray_hold(stack: Stack, telegram_url: str) -> None:
+    settings = stack_settings(
+        stack.suite, Path(stack.app.db.path), telegram_api_url=telegram_url, **PUBLIC
+    )
     out = io.StringIO()
     assert await doctor(settings, out, ledger=True) == 0, out.getvalue()
     assert "the ledger, the orders and the providers' lists agree" in out.getvalue()
