@@ -6,11 +6,14 @@ provider emulators (requests naming the order), never by mocking the bot's own f
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from aiogram.methods import SendMessage
 
 from bot.services.heat import Heat
+from bot.services.scheduler import RateCap
 from storage.models import OrderStatus, StoredOrder
 from tests.emulators.base import EmulatorServer
 from tests.stack import Stack, running_stack
@@ -238,3 +241,27 @@ async def test_beesms_listing_down_is_probed_with_one_page_and_recovers(stack: S
     report = await stack.app.watcher.tick()
     assert report.skipped_providers == [] and report.delivered == 1
     assert "626262" in user.calls(SendMessage)[0].text
+
+
+# --- the rate cap ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [10.0, 2.5, 0.5])
+async def test_the_rate_cap_holds_in_every_one_second_window(rate: float) -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:  # the fake time moves only by waiting
+        now[0] += seconds
+
+    cap = RateCap(rate, monotonic=lambda: now[0], sleep=sleep)
+    starts: list[float] = []
+
+    async def request() -> None:
+        async with cap:
+            starts.append(now[0])
+
+    await asyncio.gather(*(request() for _ in range(40)))
+    assert len(starts) == 40
+    most = max(sum(s <= t < s + 1.0 for t in starts) for s in starts)
+    assert most <= max(1, int(rate))  # never more than the cap in any second
+    assert starts[-1] <= 40 / (rate / 2)  # ... and not far below it

@@ -49,7 +49,6 @@ from typing import Any
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
-from aiolimiter import AsyncLimiter
 
 from bot import keyboards, texts, timezones
 from bot.clock import Clock
@@ -72,7 +71,7 @@ from bot.services.loop import repeat
 from bot.services.notifier import Notifier, Outcome, SendResult
 from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
 from bot.services.outbox import Outbox
-from bot.services.scheduler import Planned, budget, is_hot, plan_round
+from bot.services.scheduler import Planned, RateCap, budget, is_hot, plan_round
 from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo, SmsSummary
 from storage.models import OrderStatus, StoredMessage, StoredOrder
@@ -117,7 +116,7 @@ class WatchSettings:
 
 @dataclass
 class _ProviderPace:
-    limiter: AsyncLimiter
+    limiter: RateCap
     down: bool = False  # not answering: each round sends one probe
 
 
@@ -168,8 +167,8 @@ class Watcher:
         self._notices = notices
         self.heat = heat or Heat(clock, settings.hot_for, settings.reminders)
         self.outbox = Outbox(clock)
-        # At most one request every 1/rate s: never more than ``rate`` in any second.
-        self._pace = {pid: _ProviderPace(AsyncLimiter(1, 1 / settings.rate)) for pid in providers}
+        # Never more than ``rate`` requests in any second, at each provider.
+        self._pace = {pid: _ProviderPace(RateCap(settings.rate)) for pid in providers}
         self._asked_at: dict[int, datetime] = {}  # order id -> when the provider last told
         self._read_at_count: dict[int, int] = {}  # order id -> listed SMS count when last read
         self._send_failures: dict[int, int] = {}  # message id -> failed sends in a row

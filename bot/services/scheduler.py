@@ -12,14 +12,54 @@ of the budget, those waiting longest first, and the rest wait for a later round.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterable, Mapping
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.services.heat import Heat
 from storage.messages import SmsSummary
 from storage.models import StoredOrder
+
+
+class RateCap:
+    """At most ``rate`` requests a second, in *any* second: a sliding window of ``n`` starts
+    (the whole part of the rate, at least 1) in ``max(1 s, n / rate)``, stretched by ``margin``
+    so that the provider, which sees the requests a little jittered, never counts more. Real
+    time by default: it paces requests over the network."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        margin: float = 0.05,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._n = max(1, math.floor(rate))
+        self._window = max(1.0, self._n / rate) * (1 + margin)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                while self._starts and self._starts[0] + self._window <= now:
+                    self._starts.popleft()
+                if len(self._starts) < self._n:
+                    self._starts.append(now)
+                    return
+                await self._sleep(max(self._starts[0] + self._window - now, 0.001))
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
