@@ -306,6 +306,11 @@ async def create_app(
     for router in routers.values():
         dp.include_router(router)
     bot = make_bot(settings, session)
+    # Offers screens drawn before a slow provider answered get its offers added later, unless
+    # the message shows something else by then (every edit of a message is seen here).
+    late_offers = buy.LateOffers(bound=settings.provider_timeout * settings.provider_retries + 10)
+    bot.session.middleware(late_offers)
+    dp["late_offers"] = late_offers
     notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
     messenger = Messenger(notifier, users, i18n)
     dp["messenger"] = messenger

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # HTTP behaviour towards providers
     provider_timeout: float = Field(default=15.0, gt=0, le=120)
     provider_retries: int = Field(default=3, ge=1, le=10)
+    # The offers screen shows what answered within this many seconds, names the providers
+    # still asked, and adds their offers to the message when they answer.
+    offers_deadline: float = Field(default=3.0, gt=0, le=60)
 
     # Background delivery of SMS, reminders and renewals
     poll_interval: float = Field(default=5.0, gt=0, le=300)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -51,10 +51,12 @@ from bot.i18n import LANGUAGE_NAMES
 from bot.money import Money
 from bot.providers import identifiers
 from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption
+from bot.services.offer_stats import Badge, ref_of
 from bot.services.offers import OfferRow, OffersLayout, PricedOffer, offer_token
 from bot.timezones import COMMON_ZONES
 from storage.keep_trying import Plan
 from storage.models import StoredOrder
+from storage.offer_stats import OfferRef
 from storage.quotes import Quote
 from storage.stock_alerts import StockAlert
 
@@ -182,13 +184,23 @@ def offer_key(priced: PricedOffer) -> OfferKey:
     )
 
 
-def offers(service: str, country: str, arranged: OffersLayout) -> InlineKeyboardMarkup:
-    """The best pick, then a section per kind (activations first), then Refresh and Back.
-    Each offer button names the offer (``OfferKey``), never its price."""
+def offers(
+    service: str,
+    country: str,
+    arranged: OffersLayout,
+    *,
+    badges: Mapping[OfferRef, Badge] | None = None,
+    alert: InlineKeyboardButton | None = None,
+) -> InlineKeyboardMarkup:
+    """The best pick, then a section per kind (activations first), then the "tell me when"
+    button (``alert``, see :func:`alert_button`), then Refresh and Back. Each offer button
+    names the offer (``OfferKey``), never its price, and shows its badge (``badges`` by
+    ``offer_stats.ref_of``) where its recent orders earned one."""
     kb = InlineKeyboardBuilder()
+    known = badges or {}
 
     def offer(row: OfferRow, *, best: bool = False) -> None:
-        text = texts.offer_row(row, best=best)
+        text = texts.offer_row(row, best=best, badge=known.get(ref_of(row.priced)))
         kb.row(InlineKeyboardButton(text=text, callback_data=offer_key(row.priced).pack()))
 
     if arranged.best is not None:
@@ -202,6 +214,8 @@ def offers(service: str, country: str, arranged: OffersLayout) -> InlineKeyboard
         )
         for row in rows:
             offer(row)
+    if alert is not None:
+        kb.row(alert)
     kb.row(
         InlineKeyboardButton(
             text=_("🔄 Refresh"),

@@ -39,10 +39,14 @@ WORDS: dict[str, dict[str, str]] = {
         "activations": "— 📲 Activations —",
         "rentals": "— 📅 Rentals —",
         "refresh": "🔄 Refresh",
+        "alert": "🔔 Notify me under $0.32",  # 80% of the cheapest, rounded down
         "back": "« Back",
         "virtual": "virtual",
         "activation": "activation",
-        "why": "⭐ Best: $0.40 at Get-SMS, the cheapest in stock.",
+        "why": (
+            "⭐ Best: $0.40 at Get-SMS, the cheapest in stock (too few recent orders to tell "
+            "how well it delivers)."
+        ),
         "fresh": "Prices as of {time} UTC · just now",
         "updated": "🔄 Updated. Prices as of {time} UTC · just now",
         "country": "🇺🇸 United States",
@@ -55,10 +59,14 @@ WORDS: dict[str, dict[str, str]] = {
         "activations": "— 📲 Активации —",
         "rentals": "— 📅 Аренда —",
         "refresh": "🔄 Обновить",
+        "alert": "🔔 Сообщить, когда дешевле 0,32\xa0$",
         "back": "« Назад",
         "virtual": "виртуальный",
         "activation": "активация",
-        "why": "⭐ Лучшее: 0,40\xa0$ у Get-SMS, самое дешёвое из тех, что в наличии.",
+        "why": (
+            "⭐ Лучшее: 0,40\xa0$ у Get-SMS, самое дешёвое из тех, что в наличии (заказов "
+            "пока мало, чтобы судить, как оно работает)."
+        ),
         "fresh": "Цены на {time} UTC · только что",
         "updated": "🔄 Обновлено. Цены на {time} UTC · только что",
         "country": "🇺🇸 Соединенные Штаты",
@@ -109,11 +117,12 @@ async def test_best_on_top_then_activations_then_rentals(stack: Stack, language:
     assert buttons[1] == words["activations"]
     rentals_at = buttons.index(words["rentals"])
     activations = buttons[2:rentals_at]
-    rentals = buttons[rentals_at + 1 : -2]
+    rentals = buttons[rentals_at + 1 : -3]
     assert activations and rentals
     assert all(words["activation"] in b for b in activations)
     assert not any(words["activation"] in b for b in rentals)
-    assert buttons[-2:] == [words["refresh"], words["back"]]
+    # Too dear? Be told when an offer is under 80% of the cheapest; Refresh and Back last.
+    assert buttons[-3:] == [words["alert"], words["refresh"], words["back"]]
 
     # Get-SMS sells two US activations: only "virtual" tells them apart, and it is said.
     getsms = [b.removeprefix(words["best"]) for b in buttons if "Get-SMS" in b]

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
+from aiogram.client.session.middlewares.base import NextRequestMiddlewareType
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.methods import (
+    DeleteMessage,
+    EditMessageCaption,
+    EditMessageMedia,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    Response,
+    TelegramMethod,
+)
+from aiogram.methods.base import TelegramType
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 
 from bot import keyboards, texts
@@ -33,7 +50,15 @@ from bot.providers.base import ProviderError
 from bot.services.billing import Billing
 from bot.services.catalog import CatalogService, MergedCatalog, search_query
 from bot.services.guard import AlreadyDone, InProgress
-from bot.services.offers import OfferService, OffersResult, PricedOffer, offer_token
+from bot.services.offer_stats import Badge, Best, BestReason, OfferStatsService, ref_of
+from bot.services.offers import (
+    OfferService,
+    OffersResult,
+    PricedOffer,
+    best_offer,
+    lower_price,
+    offer_token,
+)
 from bot.services.offers import layout as offer_layout
 from bot.services.orders import OrderService
 from bot.services.purchase import (
@@ -44,8 +69,10 @@ from bot.services.purchase import (
     QuoteInvalid,
     matches,
 )
+from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import MAX_TOP_UP_STARS, NotEnoughBalance, stars_for
 from storage.intents import QuoteUsed
+from storage.offer_stats import OfferRef
 from storage.orders import OrdersRepo
 from storage.quotes import Quote
 
@@ -189,25 +216,198 @@ async def filter_countries(
 # --- offers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """How the offers on a screen deliver: their badges and the best pick (and why)."""
+
+    best: Best | None
+    badges: Mapping[OfferRef, Badge]
+
+
+async def rank(result: OffersResult, offer_stats: OfferStatsService) -> Ranking:
+    badges = await offer_stats.badges(result.offers)
+    best = offer_stats.pick(result.offers, badges)
+    if best is not None and best.reason is BestReason.UNKNOWN:
+        # Nothing known to deliver well: the cheapest unknown one with a stock told, if any.
+        unknown = best_offer([p for p in result.offers if ref_of(p) not in badges])
+        best = Best(unknown, best.reason, None) if unknown is not None else best
+    return Ranking(best, badges)
+
+
+def _alert(result: OffersResult, currency: str | None) -> InlineKeyboardButton | None:
+    """A "tell me when" button: when available on an empty screen (nothing still loading),
+    else when under a sensible lower price than the cheapest (in the alerts' currency)."""
+    if currency is None:
+        return None
+    if not result.offers:
+        if result.pending:
+            return None  # the late answers may bring offers: the final screen decides
+        return keyboards.alert_button(result.service, result.country)
+    cheapest = min(result.offers, key=lambda p: p.display_price.amount).display_price
+    under = lower_price(cheapest) if cheapest.currency == currency else None
+    return keyboards.alert_button(result.service, result.country, under) if under else None
+
+
 def _offers_screen(
-    result: OffersResult, prefix: str | None = None, *, now: datetime | None = None
+    result: OffersResult,
+    prefix: str | None = None,
+    *,
+    now: datetime | None = None,
+    ranking: Ranking | None = None,
+    alert_currency: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The offers: the best pick, activations, rentals, and how fresh the prices are (as of
-    ``now``; by default the moment they were fetched)."""
-    arranged = offer_layout(result.offers)
+    ``now``; by default the moment they were fetched); with a ``ranking``, badges and the
+    best pick among those that deliver well; with ``alert_currency``, a "tell me when"."""
+    chosen = ranking.best if ranking else None
+    arranged = offer_layout(result.offers, best=chosen.priced if chosen else None)
+    best: Best | PricedOffer | None = arranged.best.priced if arranged.best else None
+    if chosen is not None and arranged.best is not None and arranged.best.priced is chosen.priced:
+        best = chosen
     text = texts.offers(
         identifiers.service_name(result.service),
         result.country,
         len(result.offers),
         [failure.provider for failure in result.failures],
-        best=arranged.best.priced if arranged.best else None,
+        best=best,
         hidden=arranged.hidden,
         fetched_at=result.fetched_at,
         now=now or result.fetched_at,
+        pending=list(result.pending),
     )
     if prefix:
         text = f"{prefix}\n\n{text}"
-    return text, keyboards.offers(result.service, result.country, arranged)
+    markup = keyboards.offers(
+        result.service,
+        result.country,
+        arranged,
+        badges=ranking.badges if ranking else None,
+        alert=_alert(result, alert_currency),
+    )
+    return text, markup
+
+
+async def offers_screen(
+    result: OffersResult,
+    offers: OfferService,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    prefix: str | None = None,
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The offers screen as users see it: badges, the best pick that delivers, alerts."""
+    ranking = await rank(result, offer_stats)
+    return _offers_screen(
+        result, prefix, now=offers.now(), ranking=ranking, alert_currency=stock_alerts.currency
+    )
+
+
+class LateOffers:
+    """Offers screens drawn before every provider answered: each one's message is edited once
+    the rest answer, unless the bot drew something else on it meanwhile.
+
+    It is also a Bot API request middleware (``bot.session.middleware(late)``): any edit or
+    deletion of a message forgets the screen it showed, so a late answer never clobbers the
+    screen a user moved on to. Bounded: at most ``limit`` messages are followed (the oldest
+    forgotten), each for at most ``bound`` seconds."""
+
+    def __init__(self, *, bound: float, limit: int = 1000) -> None:
+        self._bound = bound
+        self._limit = limit
+        self._shown: OrderedDict[tuple[int, int], str] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def follow(self, message: Message, render: Render) -> None:
+        """``message`` shows a partial offers screen; ``render`` waits for the complete one."""
+        if message.bot is None:
+            return
+        key = (message.chat.id, message.message_id)
+        token = secrets.token_hex(8)
+        self._shown[key] = token
+        self._shown.move_to_end(key)
+        while len(self._shown) > self._limit:
+            self._shown.popitem(last=False)
+        task = asyncio.create_task(self._complete(message.bot, key, token, render))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def following(self, chat_id: int, message_id: int) -> bool:
+        return (chat_id, message_id) in self._shown
+
+    async def drain(self) -> None:
+        """Wait for every late edit still running (tests; shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _complete(self, bot: Bot, key: tuple[int, int], token: str, render: Render) -> None:
+        try:
+            text, markup = await asyncio.wait_for(render(), self._bound)
+        except TimeoutError:
+            self._release(key, token)
+            log.warning("late offers for message %s not complete within %s s", key, self._bound)
+            return
+        except Exception:
+            self._release(key, token)
+            log.exception("late offers for message %s failed", key)
+            return
+        if not self._release(key, token):
+            return  # the user moved on (or a newer screen follows its own answers)
+        try:
+            await bot.edit_message_text(
+                text=text, chat_id=key[0], message_id=key[1], reply_markup=markup
+            )
+        except TelegramAPIError as exc:  # deleted, too old, not modified: nothing to add
+            log.info("late offers not shown in message %s: %s", key, exc.message)
+
+    def _release(self, key: tuple[int, int], token: str) -> bool:
+        """Stop following ``key``; whether it still showed the screen ``token`` names."""
+        if self._shown.get(key) != token:
+            return False
+        del self._shown[key]
+        return True
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        chat_id = getattr(method, "chat_id", None)
+        message_id = getattr(method, "message_id", None)
+        if isinstance(method, _DRAWS_OVER) and isinstance(chat_id, int) and message_id:
+            self._shown.pop((chat_id, message_id), None)
+        return await make_request(bot, method)
+
+
+Render = Callable[[], Awaitable[tuple[str, InlineKeyboardMarkup]]]
+_DRAWS_OVER = (
+    EditMessageText,
+    EditMessageReplyMarkup,
+    EditMessageCaption,
+    EditMessageMedia,
+    DeleteMessage,
+)
+
+
+async def _show_offers(
+    query: CallbackQuery,
+    result: OffersResult,
+    offers: OfferService,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    late_offers: LateOffers,
+) -> None:
+    """Show what answered; with providers still asked, follow the message until they do."""
+    text, markup = await offers_screen(result, offers, offer_stats, stock_alerts)
+    shown = await show(query, text, markup)
+    if not result.pending or shown is None:
+        return
+    service, country = result.service, result.country
+
+    async def complete() -> tuple[str, InlineKeyboardMarkup]:
+        full = await offers.offers(service, country)  # joins the round still in flight
+        return await offers_screen(full, offers, offer_stats, stock_alerts)
+
+    late_offers.follow(shown, complete)
 
 
 async def pick_country(
@@ -216,6 +416,10 @@ async def pick_country(
     state: FSMContext,
     offers: OfferService,
     catalog: CatalogService,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    late_offers: LateOffers,
+    settings: Settings,
 ) -> None:
     service, country = callback_data.service, callback_data.country
     if not await catalog.sells(service, country):  # forged: no provider is asked
@@ -224,9 +428,8 @@ async def pick_country(
     await answer(query)
     await state.set_state(None)
     await show(query, texts.loading_offers(identifiers.service_name(service), country))
-    result = await offers.offers(service, country)
-    text, markup = _offers_screen(result, now=offers.now())
-    await show(query, text, markup)
+    result = await offers.within(service, country, settings.offers_deadline)
+    await _show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
 
 
 async def refresh_offers(
@@ -235,6 +438,10 @@ async def refresh_offers(
     state: FSMContext,
     offers: OfferService,
     catalog: CatalogService,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    late_offers: LateOffers,
+    settings: Settings,
 ) -> None:
     """Refresh: the providers are asked again (not the cache); the answer says how fresh."""
     service, country = callback_data.service, callback_data.country
@@ -242,11 +449,11 @@ async def refresh_offers(
         await answer(query, texts.not_yours(), alert=True)
         return
     await state.set_state(None)
-    result = await offers.refresh(service, country)  # the tap's spinner shows meanwhile
+    # The tap's spinner shows meanwhile.
+    result = await offers.refresh(service, country, settings.offers_deadline)
     now = offers.now()
     await answer(query, texts.offers_refreshed(result.fetched_at or now, now))
-    text, markup = _offers_screen(result, now=now)
-    await show(query, text, markup)
+    await _show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
 
 
 async def offer_section(query: CallbackQuery, callback_data: OfferSection) -> None:
@@ -261,13 +468,17 @@ async def pick_offer(
     purchases: PurchaseService,
     catalog: CatalogService,
     billing: Billing,
+    settings: Settings,
 ) -> None:
     """The confirmation: the server keeps the price it shows here; Buy names that quote."""
     if not await catalog.sells(callback_data.service, callback_data.country):
         await answer(query, texts.not_yours(), alert=True)
         return
     await answer(query)
-    result = await offers.offers(callback_data.service, callback_data.country)
+    # A provider still asked does not hold the tap: its offers were not on the screen.
+    result = await offers.within(
+        callback_data.service, callback_data.country, settings.offers_deadline
+    )
     priced = next(
         (
             p

@@ -2,6 +2,8 @@
 
 Providers are asked concurrently; one that fails is reported, the others still answer. Results
 are cached for a short time, and concurrent requests for the same pair share one round of calls.
+:meth:`OfferService.within` gives what answered within a deadline (naming the providers still
+asked) while the round goes on; the complete result is cached when the last one answers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.money import CurrencyConverter, MissingExchangeRate, Money
@@ -46,6 +49,8 @@ class OffersResult:
     offers: tuple[PricedOffer, ...]
     failures: tuple[ProviderFailure, ...] = ()
     fetched_at: datetime | None = field(default=None, compare=False)
+    # Providers not answered yet (a result from :meth:`OfferService.within`, never cached).
+    pending: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,12 @@ def best_offer(offers: Sequence[PricedOffer]) -> PricedOffer | None:
     return min(candidates, key=sort_key) if candidates else None
 
 
-def layout(offers: Sequence[PricedOffer], per_section: int = 15) -> OffersLayout:
-    """Arrange ``offers`` for the screen: at most ``per_section`` rows per kind (in order)."""
+def layout(
+    offers: Sequence[PricedOffer], per_section: int = 15, *, best: PricedOffer | None = None
+) -> OffersLayout:
+    """Arrange ``offers`` for the screen: at most ``per_section`` rows per kind (in order).
+    ``best`` is the pick to put on top (how offers deliver: ``offer_stats``); by default the
+    cheapest in stock."""
     looks: dict[tuple[str, OrderKind, int, bool], list[str]] = {}
     for priced in offers:
         refs = looks.setdefault(_look(priced.offer), [])
@@ -98,7 +107,8 @@ def layout(offers: Sequence[PricedOffer], per_section: int = 15) -> OffersLayout
         refs = looks[_look(priced.offer)]
         return OfferRow(priced, refs.index(priced.offer.ref) + 1 if len(refs) > 1 else None)
 
-    best = best_offer(offers)
+    if best is None or best not in offers:
+        best = best_offer(offers)
     rest = sorted((p for p in offers if p is not best), key=sort_key)
     activations = [row(p) for p in rest if p.offer.kind is OrderKind.ACTIVATION]
     # Rentals by length, then cheapest first: "who is cheapest for 7 days" is one glance.
@@ -114,6 +124,23 @@ def layout(offers: Sequence[PricedOffer], per_section: int = 15) -> OffersLayout
         tuple(rentals[:per_section]),
         hidden,
     )
+
+
+ALERT_SHARE = Decimal("0.8")  # "notify me under": this share of the cheapest offer
+
+
+def lower_price(price: Money, share: Decimal = ALERT_SHARE) -> Money | None:
+    """A price worth waiting for below ``price``: ``share`` of it, rounded down to two
+    significant digits and whole cents ($4.50 -> $3.60, $0.40 -> $0.32, 455 RUB -> 360 RUB);
+    None when nothing sensible is lower."""
+    amount = price.amount * share
+    if not amount.is_finite() or amount <= 0:
+        return None
+    step = max(Decimal(1).scaleb(amount.adjusted() - 1), Decimal("0.01"))  # whole cents
+    rounded = amount.quantize(step, rounding=ROUND_DOWN)
+    if step >= 1:
+        rounded = Decimal(int(rounded))  # 360, not 3.6E+2
+    return Money(rounded, price.currency) if 0 < rounded < price.amount else None
 
 
 def sort_key(priced: PricedOffer) -> tuple[object, ...]:
@@ -157,35 +184,92 @@ class OfferService:
         # Bounded: least recently used pairs go first, whatever pairs are asked for.
         self._cache: OrderedDict[tuple[str, str], OffersResult] = OrderedDict()
         self._max_cached = max_cached
-        self._inflight: dict[tuple[str, str], asyncio.Task[OffersResult]] = {}
+        self._inflight: dict[tuple[str, str], _Round] = {}
 
     async def offers(self, service: str, country: str, *, fresh: bool = False) -> OffersResult:
+        """Every provider's answer (cached; else one round of calls, shared)."""
         key = (service, country.upper())
+        cached = None if fresh else self._cached(key)
+        if cached is not None:
+            return cached
+        return self._store(key, await asyncio.shield(self._round(key).done))
+
+    async def within(
+        self, service: str, country: str, deadline: float, *, fresh: bool = False
+    ) -> OffersResult:
+        """What the providers answered within ``deadline`` seconds: the complete result when
+        all did, else the offers of those that did, ``pending`` naming the others (the round
+        goes on; :meth:`offers` then waits for the rest, and the last answer is cached)."""
+        key = (service, country.upper())
+        cached = None if fresh else self._cached(key)
+        if cached is not None:
+            return cached
+        current = self._round(key)
+        await asyncio.wait([current.done], timeout=deadline)
+        if current.done.done():
+            return self._store(key, current.done.result())
+        answered = {pid: call for pid, call in current.calls.items() if call.done()}
+        pending = tuple(pid for pid in current.calls if pid not in answered)
+        partial = self._assemble(
+            key[0], key[1], {pid: _outcome(call) for pid, call in answered.items()}
+        )
+        return OffersResult(
+            partial.service,
+            partial.country,
+            partial.offers,
+            partial.failures,
+            fetched_at=partial.fetched_at,
+            pending=pending,
+        )
+
+    def _cached(self, key: tuple[str, str]) -> OffersResult | None:
         cached = self._cache.get(key)
         if (
-            not fresh
-            and cached is not None
+            cached is not None
             and cached.fetched_at is not None
             and self._clock.now() - cached.fetched_at
             < (self._failed_ttl if cached.failures else self._ttl)
         ):
             self._cache.move_to_end(key)
             return cached
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._fetch(*key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        result = await asyncio.shield(task)
+        return None
+
+    def _store(self, key: tuple[str, str], result: OffersResult) -> OffersResult:
         self._cache[key] = result
         self._cache.move_to_end(key)
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
         return result
 
-    async def refresh(self, service: str, country: str) -> OffersResult:
+    def _round(self, key: tuple[str, str]) -> _Round:
+        """The round of calls in flight for the pair, or a new one."""
+        current = self._inflight.get(key)
+        if current is not None:
+            return current
+        service, country = key
+        calls = {
+            pid: asyncio.create_task(provider.offers(service, country))
+            for pid, provider in self._providers.items()
+        }
+        done = asyncio.create_task(self._collect(service, country, calls))
+        current = _Round(calls, done)
+        self._inflight[key] = current
+        done.add_done_callback(lambda _: self._inflight.pop(key, None))
+        # The complete result is kept even when nobody waits for it any more (a tap that
+        # showed what answered within its deadline and then moved on).
+        done.add_done_callback(lambda task: self._keep(key, task))
+        return current
+
+    def _keep(self, key: tuple[str, str], task: asyncio.Task[OffersResult]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._store(key, task.result())
+
+    async def refresh(
+        self, service: str, country: str, deadline: float | None = None
+    ) -> OffersResult:
         """What a Refresh tap shows: asked of the providers again, unless the list is younger
-        than ``refresh_floor_seconds`` (taps in a row, or other users just refreshed it)."""
+        than ``refresh_floor_seconds`` (taps in a row, or other users just refreshed it).
+        With a ``deadline``, what answered within it (as :meth:`within`)."""
         cached = self._cache.get((service, country.upper()))
         if (
             cached is not None
@@ -194,6 +278,8 @@ class OfferService:
             and self._clock.now() - cached.fetched_at < self._refresh_floor
         ):
             return cached
+        if deadline is not None:
+            return await self.within(service, country, deadline, fresh=True)
         return await self.offers(service, country, fresh=True)
 
     def _display(self, price: Money) -> Money:
@@ -207,15 +293,24 @@ class OfferService:
     def invalidate(self, service: str, country: str) -> None:
         self._cache.pop((service, country.upper()), None)
 
-    async def _fetch(self, service: str, country: str) -> OffersResult:
-        ids = list(self._providers)
-        answers = await asyncio.gather(
-            *(self._providers[pid].offers(service, country) for pid in ids),
-            return_exceptions=True,
-        )
+    async def _collect(
+        self, service: str, country: str, calls: Mapping[str, asyncio.Task[list[Offer]]]
+    ) -> OffersResult:
+        answers = await asyncio.gather(*calls.values(), return_exceptions=True)
+        result = self._assemble(service, country, dict(zip(calls, answers, strict=True)))
+        if self._on_fresh is not None:
+            try:
+                self._on_fresh(result)
+            except Exception:  # an observer never breaks the offers
+                log.exception("offers observer failed")
+        return result
+
+    def _assemble(
+        self, service: str, country: str, answers: Mapping[str, list[Offer] | BaseException]
+    ) -> OffersResult:
         priced: list[PricedOffer] = []
         failures: list[ProviderFailure] = []
-        for pid, answer in zip(ids, answers, strict=True):
+        for pid, answer in answers.items():
             if isinstance(answer, ProviderError):
                 log.warning("offers from %s failed: %s", pid, answer)
                 failures.append(ProviderFailure(pid, answer))
@@ -232,12 +327,20 @@ class OfferService:
                 log.error("offers from %s cannot be priced: %s", pid, exc)
                 failures.append(ProviderFailure(pid, exc))
         priced.sort(key=sort_key)
-        result = OffersResult(
+        return OffersResult(
             service, country, tuple(priced), tuple(failures), fetched_at=self._clock.now()
         )
-        if self._on_fresh is not None:
-            try:
-                self._on_fresh(result)
-            except Exception:  # an observer never breaks the offers
-                log.exception("offers observer failed")
-        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """One round of calls for a pair: a task per provider, and the result of them all."""
+
+    calls: Mapping[str, asyncio.Task[list[Offer]]]
+    done: asyncio.Task[OffersResult]
+
+
+def _outcome(call: asyncio.Task[list[Offer]]) -> list[Offer] | BaseException:
+    """A finished call's offers, or what it raised."""
+    error = call.exception()
+    return error if error is not None else call.result()
