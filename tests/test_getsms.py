@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -1077,10 +1078,35 @@ async def test_buy_is_never_retried(
 
 async def test_rental_buy_is_never_retried(provider: GetSmsProvider, emu: GetSmsEmulator) -> None:
     offer = await rental_offer(provider)
+    emu.gate("getnumber")  # the price is asked again first: the fault is for getnumber
+    buying = asyncio.create_task(provider.buy(offer))
+    await asyncio.wait_for(emu.gated_arrived.wait(), 10)
     emu.fail("garbage")
+    emu.open_gate()
     with pytest.raises(PurchaseOutcomeUnknown):
-        await provider.buy(offer)
+        await buying
     assert emu.calls("getnumber") == 1
+
+
+async def test_rental_prices_are_kept_per_country_and_asked_again_before_buying(
+    provider: GetSmsProvider, emu: GetSmsEmulator, clock: FakeClock
+) -> None:
+    offers = await provider.offers("tg", "RU")
+    assert emu.calls("getcountprices") == 1
+    await provider.offers("wa", "RU")  # another service in the same country: the kept list
+    assert emu.calls("getcountprices") == 1
+    assert emu.calls("getallcount") == 2  # activations are asked every time
+    clock.advance(seconds=60)
+    await provider.offers("tg", "RU")
+    assert emu.calls("getcountprices") == 2  # a minute later: asked again
+
+    rental = next(o for o in offers if o.kind is OrderKind.RENTAL and o.duration_hours == 24)
+    cheaper = dataclasses.replace(rental, price=usd(str(rental.price.amount / 2)))
+    with pytest.raises(PriceAboveLimit):  # the price at the provider is above the offer's
+        await provider.buy(cheaper)
+    assert emu.calls("getcountprices") == 3 and emu.calls("getnumber") == 0
+    order = await provider.buy(rental)  # at the price asked again: bought
+    assert order.price == rental.price and emu.calls("getnumber") == 1
 
 
 async def test_refused_connection_is_not_an_unknown_outcome(

@@ -223,6 +223,7 @@ class GetSmsProvider:
         *,
         currency: str,
         clock: Clock = SYSTEM_CLOCK,
+        price_list_seconds: float = 60.0,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z]{3}", currency or ""):
             raise ValueError("Get-SMS needs its account currency (ISO 4217, e.g. USD or RUB)")
@@ -234,6 +235,9 @@ class GetSmsProvider:
         self._slugs_by_iso = {iso: sorted(slugs) for iso, slugs in reverse(self._slugs).items()}
         # Activations whose user asked for another code in this process (see ANOTHER_CODE_META).
         self._wants_more: set[str] = set()
+        # Rental price lists per country slug, with when they were read (_country_prices).
+        self._price_lists: dict[str, tuple[datetime, Any]] = {}
+        self._price_list_ttl = timedelta(seconds=price_list_seconds)
 
     @property
     def id(self) -> str:
@@ -566,7 +570,14 @@ class GetSmsProvider:
                 offers.append(self._offer(service, iso, price, stock, slug=slug))
         return offers
 
-    async def _rental_offers(self, service: str, iso: str, slug: str) -> list[Offer]:
+    async def _country_prices(self, slug: str, *, fresh: bool = False) -> Any:
+        """A country's rental price list (``getcountprices``: every service, every length),
+        kept for ``price_list_seconds``: offers of another service there, or the same pair's
+        again, cost no request meanwhile. None: no rentals in this country."""
+        kept = self._price_lists.get(slug)
+        now = self._clock.now()
+        if not fresh and kept is not None and now - kept[0] < self._price_list_ttl:
+            return kept[1]
         try:
             data = await self._rent(
                 {"method": "getcountprices", "country": slug},
@@ -574,6 +585,15 @@ class GetSmsProvider:
                 safe=True,
             )
         except InvalidRequest:  # no rentals in this country
+            data = None
+        self._price_lists[slug] = (now, data)  # bounded: one per country slug of the table
+        return data
+
+    async def _rental_offers(
+        self, service: str, iso: str, slug: str, *, fresh: bool = False
+    ) -> list[Offer]:
+        data = await self._country_prices(slug, fresh=fresh)
+        if data is None:
             return []
         offers = []
         for code, info in self._items(data, "getcountprices"):
@@ -603,6 +623,21 @@ class GetSmsProvider:
 
     async def _buy_rental(self, offer: Offer, slug: str) -> Order:
         days = self._days(offer.duration_hours or 24)
+        # The offer may come from a kept price list: the price is asked again right before
+        # buying (getnumber takes no maximum), so nobody pays more than the offer said.
+        current = next(
+            (
+                o
+                for o in await self._rental_offers(offer.service, offer.country, slug, fresh=True)
+                if o.duration_hours == days * 24
+            ),
+            None,
+        )
+        if current is None or current.stock == 0:
+            raise NoNumbers(self.id, f"no {days}-day rental in {slug} now")
+        price = current.price
+        if price.currency != offer.price.currency or price.amount > offer.price.amount:
+            raise PriceAboveLimit(self.id, f"{price} > {offer.price}")
         data = await self._rent(
             {
                 "method": "getnumber",

@@ -7,6 +7,7 @@ good catalog (or contributes nothing) and is reported.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,17 +171,30 @@ def merge(catalogs: Mapping[str, ProviderCatalog], failed: tuple[str, ...] = ())
 
 
 class CatalogService:
+    """The merged catalog, cached: each provider's catalog is asked again after
+    ``cache_seconds``; one that failed (or had not answered within ``deadline`` seconds) is
+    asked again after ``failed_cache_seconds``, its last good catalog standing in meanwhile.
+    A call still running past the deadline is not repeated: its answer is merged when it
+    comes."""
+
     def __init__(
         self,
         providers: Mapping[str, Provider],
         *,
         clock: Clock = SYSTEM_CLOCK,
         cache_seconds: float = 600.0,
+        failed_cache_seconds: float = 60.0,
+        deadline: float | None = None,
     ) -> None:
         self._providers = providers
         self._clock = clock
         self._ttl = timedelta(seconds=cache_seconds)
+        self._failed_ttl = timedelta(seconds=min(cache_seconds, failed_cache_seconds))
+        self._deadline = deadline
         self._last_good: dict[str, ProviderCatalog] = {}
+        self._asked_at: dict[str, datetime] = {}  # the last call's start, per provider
+        self._failed: set[str] = set()  # failed (or still running) at the last call
+        self._calls: dict[str, asyncio.Task[ProviderCatalog]] = {}  # running past a deadline
         self._merged: MergedCatalog | None = None
         self._lock = asyncio.Lock()
 
@@ -199,31 +213,60 @@ class CatalogService:
             return False
         return (await self.get()).sells(service, country)
 
+    def _due(self, pid: str, fresh: bool) -> bool:
+        if pid in self._calls:
+            return False  # still running: its answer is merged when it comes
+        asked = self._asked_at.get(pid)
+        if fresh or asked is None:
+            return True
+        ttl = self._failed_ttl if pid in self._failed else self._ttl
+        return self._clock.now() - asked >= ttl
+
     async def get(self, *, fresh: bool = False) -> MergedCatalog:
         async with self._lock:
-            merged = self._merged
-            if (
-                not fresh
-                and merged is not None
-                and merged.fetched_at is not None
-                and self._clock.now() - merged.fetched_at < self._ttl
-            ):
-                return merged
-            ids = list(self._providers)
-            answers = await asyncio.gather(
-                *(self._providers[pid].catalog() for pid in ids), return_exceptions=True
-            )
-            failed: list[str] = []
-            for pid, answer in zip(ids, answers, strict=True):
-                if isinstance(answer, ProviderError):
-                    log.warning("catalog from %s failed: %s", pid, answer)
-                    failed.append(pid)
-                elif isinstance(answer, BaseException):
-                    raise answer
-                else:
-                    self._last_good[pid] = answer
-            result = merge(self._last_good, tuple(failed))
-            self._merged = MergedCatalog(
-                result.by_service, result.names, result.failed, fetched_at=self._clock.now()
-            )
-            return self._merged
+            due = [pid for pid in self._providers if self._due(pid, fresh)]
+            if not due and self._merged is not None:
+                return self._merged
+            now = self._clock.now()
+            asked: dict[str, asyncio.Task[ProviderCatalog]] = {}
+            for pid in due:
+                self._asked_at[pid] = now
+                call = asyncio.create_task(self._providers[pid].catalog())
+                call.add_done_callback(functools.partial(self._answered, pid))
+                self._calls[pid] = asked[pid] = call
+            if asked:
+                await asyncio.wait(asked.values(), timeout=self._deadline)
+            for pid, call in asked.items():
+                if not call.done():
+                    log.warning("catalog from %s: no answer within %s s", pid, self._deadline)
+                    self._failed.add(pid)
+                    continue
+                error = call.exception()
+                if error is not None and not isinstance(error, ProviderError):
+                    raise error  # a bug, not a provider failure: let it surface
+            return self._merge(now)
+
+    def _answered(self, pid: str, call: asyncio.Task[ProviderCatalog]) -> None:
+        """A provider's catalog call ended (within the deadline or later)."""
+        if call.cancelled():
+            return
+        error = call.exception()
+        if isinstance(error, ProviderError):
+            log.warning("catalog from %s failed: %s", pid, error)
+            self._failed.add(pid)
+        elif error is None:
+            self._last_good[pid] = call.result()
+            self._failed.discard(pid)
+        if self._calls.get(pid) is call:
+            del self._calls[pid]
+            if self._merged is not None and not self._lock.locked():
+                # A late answer (past a deadline): merged into the catalog users see.
+                self._merge(self._merged.fetched_at or self._clock.now())
+
+    def _merge(self, fetched_at: datetime) -> MergedCatalog:
+        failed = tuple(pid for pid in self._providers if pid in self._failed)
+        result = merge(self._last_good, failed)
+        self._merged = MergedCatalog(
+            result.by_service, result.names, result.failed, fetched_at=fetched_at
+        )
+        return self._merged
