@@ -265,3 +265,43 @@ async def test_the_rate_cap_holds_in_every_one_second_window(rate: float) -> Non
     most = max(sum(s <= t < s + 1.0 for t in starts) for s in starts)
     assert most <= max(1, int(rate))  # never more than the cap in any second
     assert starts[-1] <= 40 / (rate / 2)  # ... and not far below it
+
+
+@pytest.mark.parametrize("rate", [10.0, 2.5])
+async def test_the_rate_cap_holds_at_the_provider_however_late_requests_arrive(
+    rate: float,
+) -> None:
+    # The provider sees a request anywhere between its start and its answer: late sends (a
+    # busy loop, a new connection) must not let more than the cap fall in one second there.
+    now = [0.0]
+    waiting: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(seconds: float) -> None:
+        done = asyncio.get_running_loop().create_future()
+        waiting.append((now[0] + seconds, done))
+        await done
+
+    async def clock() -> None:  # moves the fake time to the next wake-up once all are waiting
+        while len(spans) < 40:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            if waiting:
+                waiting.sort(key=lambda w: w[0])
+                at, done = waiting.pop(0)
+                now[0] = max(now[0], at)
+                done.set_result(None)
+
+    cap = RateCap(rate, monotonic=lambda: now[0], sleep=sleep)
+    spans: list[tuple[float, float]] = []
+
+    async def request(n: int) -> None:
+        async with cap:
+            start = now[0]
+            await sleep(0.05 + 0.4 * (n % 3))  # leaves late and is answered later still
+            spans.append((start, now[0]))
+
+    await asyncio.gather(clock(), *(request(n) for n in range(40)))
+    # Requests that may have arrived within [t, t + 1): started before t + 1, answered from t.
+    most = max(sum(s < t + 1.0 and e >= t for s, e in spans) for _, t in spans)
+    assert most <= max(1, int(rate))
+    assert max(e for _, e in spans) <= 40 / (rate / 3)  # ... and not far below the cap

@@ -168,7 +168,7 @@ class Watcher:
         self.heat = heat or Heat(clock, settings.hot_for, settings.reminders)
         self.outbox = Outbox(clock)
         # Never more than ``rate`` requests in any second, at each provider.
-        self._pace = {pid: _ProviderPace(RateCap(settings.rate)) for pid in providers}
+        self._pace = {pid: _ProviderPace(RateCap(settings.rate, name=pid)) for pid in providers}
         self._asked_at: dict[int, datetime] = {}  # order id -> when the provider last told
         self._read_at_count: dict[int, int] = {}  # order id -> listed SMS count when last read
         self._send_failures: dict[int, int] = {}  # message id -> failed sends in a row
