@@ -202,7 +202,7 @@ async def create_app(
         users=users,
         order_repo=order_repo,
         messages_repo=messages_repo,
-        catalog=CatalogService(providers, clock=clock, deadline=settings.offers_deadline),
+        catalog=CatalogService(providers, clock=clock, deadline=settings.catalog_deadline),
         offers=offers,
         purchases=PurchaseService(
             providers,

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # The offers screen shows what answered within this many seconds, names the providers
     # still asked, and adds their offers to the message when they answer.
     offers_deadline: float = Field(default=3.0, gt=0, le=60)
+    # Buy waits at most this many seconds for the providers' catalogs (of many countries and
+    # services, slower than offers); a late one is merged when it comes.
+    catalog_deadline: float = Field(default=10.0, gt=0, le=120)
 
     # Background delivery of SMS, reminders and renewals
     poll_interval: float = Field(default=5.0, gt=0, le=300)

@@ -246,6 +246,11 @@ class CatalogService:
                     raise error  # a bug, not a provider failure: let it surface
             return self._merge(now)
 
+    async def drain(self) -> None:
+        """Wait for the calls still running past a deadline (tests; shutdown)."""
+        while self._calls:
+            await asyncio.gather(*self._calls.values(), return_exceptions=True)
+
     def _answered(self, pid: str, call: asyncio.Task[ProviderCatalog]) -> None:
         """A provider's catalog call ended (within the deadline or later)."""
         if call.cancelled():
