@@ -344,3 +344,25 @@ async def hanging_catalog(stack: Stack) -> None:
     assert (await catalog.get()).sells("ts", "US")
     await user.click_data(user.last_message(), PickCountry(service="ts", country="US").pack())
     assert "SMS-BUS" in " ".join(user.buttons())
+
+
+async def test_a_deep_link_shows_what_answered_while_a_provider_hangs(
+    stack: Stack,
+) -> None:
+    user = stack.client()
+    await countries(user)  # the catalog is read
+    smsbus = stack.suite.smsbus
+    smsbus.gate("prices")
+
+    await user.send("/start tg-us")  # returns after the deadline, not the provider timeout
+    assert smsbus.gated_arrived.is_set() and not smsbus.gated_done.is_set()
+    first = user.last_message()
+    assert STILL_ASKING["en"] in (first.text or "")
+    assert any("Get-SMS" in b for b in user.buttons(first))
+
+    smsbus.open_gate()
+    await late_offers(stack).drain()
+    done = user.last_message()
+    assert done.message_id == first.message_id  # the same message, completed
+    assert any("SMS-BUS" in b for b in user.buttons(done))
+    assert STILL_ASKING["en"] not in (done.text or "")

@@ -15,14 +15,17 @@ from aiogram.types import CallbackQuery, InaccessibleMessage
 
 from bot import keyboards, texts
 from bot.callbacks import BuyAgain
+from bot.config import Settings
 from bot.handlers import buy
 from bot.handlers.common import answer, show
 from bot.providers import identifiers
 from bot.providers.base import OrderKind
 from bot.services.billing import Billing
+from bot.services.offer_stats import OfferStatsService
 from bot.services.offers import OfferService, PricedOffer
 from bot.services.orders import OrderService
 from bot.services.purchase import PurchaseService
+from bot.services.stock_alerts import StockAlertService
 from storage.models import StoredOrder
 
 
@@ -61,6 +64,10 @@ async def buy_again(
     offers: OfferService,
     purchases: PurchaseService,
     billing: Billing,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    late_offers: buy.LateOffers,
+    settings: Settings,
 ) -> None:
     order = await orders.get(callback_data.order_id, query.from_user.id)
     if order is None:  # someone else's, or forged
@@ -71,13 +78,13 @@ async def buy_again(
     service_name = identifiers.service_name(order.service)
     loading = texts.loading_offers(service_name, order.country)
     target = await _screen_for(query, callback_data.here, loading)
-    result = await offers.offers(order.service, order.country)
+    result = await offers.within(order.service, order.country, settings.offers_deadline)
+    if order.provider in result.pending:  # the offer asked for is the one still loading
+        result = await offers.offers(order.service, order.country)
     priced = same_offer(order, result.offers)
     if priced is None:
-        text, markup = buy._offers_screen(
-            result, texts.buy_again_gone(order.provider), now=offers.now()
-        )
-        await show(target, text, markup)
+        gone = texts.buy_again_gone(order.provider)
+        await buy.show_offers(target, result, offers, offer_stats, stock_alerts, late_offers, gone)
         return
     quote = await purchases.quote(query.from_user.id, priced)
     text = await buy._confirm_text(query.from_user.id, quote, priced, offers, billing)

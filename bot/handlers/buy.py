@@ -388,16 +388,17 @@ _DRAWS_OVER = (
 )
 
 
-async def _show_offers(
+async def show_offers(
     query: CallbackQuery,
     result: OffersResult,
     offers: OfferService,
     offer_stats: OfferStatsService,
     stock_alerts: StockAlertService,
     late_offers: LateOffers,
+    prefix: str | None = None,
 ) -> None:
     """Show what answered; with providers still asked, follow the message until they do."""
-    text, markup = await offers_screen(result, offers, offer_stats, stock_alerts)
+    text, markup = await offers_screen(result, offers, offer_stats, stock_alerts, prefix)
     shown = await show(query, text, markup)
     if not result.pending or shown is None:
         return
@@ -429,7 +430,7 @@ async def pick_country(
     await state.set_state(None)
     await show(query, texts.loading_offers(identifiers.service_name(service), country))
     result = await offers.within(service, country, settings.offers_deadline)
-    await _show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
+    await show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
 
 
 async def refresh_offers(
@@ -453,7 +454,7 @@ async def refresh_offers(
     result = await offers.refresh(service, country, settings.offers_deadline)
     now = offers.now()
     await answer(query, texts.offers_refreshed(result.fetched_at or now, now))
-    await _show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
+    await show_offers(query, result, offers, offer_stats, stock_alerts, late_offers)
 
 
 async def offer_section(query: CallbackQuery, callback_data: OfferSection) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards, texts
 from bot.callbacks import Menu, MenuAction
@@ -18,7 +18,9 @@ from bot.providers import identifiers
 from bot.services.access import AccessService
 from bot.services.billing import Billing
 from bot.services.catalog import CatalogService
+from bot.services.offer_stats import OfferStatsService
 from bot.services.offers import OfferService
+from bot.services.stock_alerts import StockAlertService
 from storage.models import User
 from storage.orders import OrdersRepo
 
@@ -32,6 +34,10 @@ async def start(
     catalog: CatalogService,
     offers: OfferService,
     access: AccessService,
+    offer_stats: OfferStatsService,
+    stock_alerts: StockAlertService,
+    late_offers: buy.LateOffers,
+    settings: Settings,
     stored_user: User | None = None,
 ) -> None:
     """The menu; with a link's payload naming a pair the catalog sells, its offers instead.
@@ -45,20 +51,34 @@ async def start(
             if not access.may_buy(stored_user, user_id):
                 await message.answer(texts.private_bot(), reply_markup=keyboards.ask_access())
                 return
-            await _offers(message, offers, *pair)
+            deps = (offers, offer_stats, stock_alerts, late_offers, settings.offers_deadline)
+            await _offers(message, deps, *pair)
             return
         note = texts.link_invalid()
     text = texts.welcome(message.from_user.first_name) if note is None else note
     await message.answer(text, reply_markup=await main_menu(user_id, billing, order_repo))
 
 
-async def _offers(message: Message, offers: OfferService, service: str, country: str) -> None:
+async def _offers(message: Message, deps: OffersDeps, service: str, country: str) -> None:
+    """The deep link's offers: what answered within the deadline, the rest added when in."""
     loading = await message.answer(
         texts.loading_offers(identifiers.service_name(service), country)
     )
-    result = await offers.offers(service, country)
-    text, markup = buy._offers_screen(result, now=offers.now())
-    await loading.edit_text(text, reply_markup=markup)
+    offers, offer_stats, stock_alerts, late_offers, deadline = deps
+    result = await offers.within(service, country, deadline)
+    text, markup = await buy.offers_screen(result, offers, offer_stats, stock_alerts)
+    shown = await loading.edit_text(text, reply_markup=markup)
+    if not result.pending or not isinstance(shown, Message):
+        return
+
+    async def complete() -> tuple[str, InlineKeyboardMarkup]:
+        full = await offers.offers(service, country)
+        return await buy.offers_screen(full, offers, offer_stats, stock_alerts)
+
+    late_offers.follow(shown, complete)
+
+
+OffersDeps = tuple[OfferService, OfferStatsService, StockAlertService, buy.LateOffers, float]
 
 
 async def help_command(message: Message, settings: Settings) -> None:
