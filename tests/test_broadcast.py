@@ -85,7 +85,7 @@ async def test_a_cancelled_broadcast_sends_nothing_and_is_for_admins(tmp_path: P
         assert (user.last_message().text or "") == "This command is for the bot's admins."
         await admin.send("/broadcast Привет")
         assert (admin.last_message().text or "") == "📣 Отправить сообщение выше 2 пользователям?"
-        await admin.click(admin.last_message(), "✖️ Отмена")
+        await admin.click(admin.last_message(), "✖️ Отменить")
         assert (admin.last_message().text or "") == "Рассылка отменена, ничего не отправлено."
         assert got(stack.api, 2001, "Привет") == 0
         answer = await user.click_data(user.last_message(), "bc1:1:s")  # forged by a user
