@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import Order, OrderKind, RemoteStatus
@@ -23,6 +24,15 @@ from storage.models import OrderStatus, StoredOrder
 from storage.offer_stats import record_close
 
 _ACTIVE = OrderStatus.ACTIVE.value
+
+
+@dataclass(frozen=True, slots=True)
+class ListedChange:
+    """What a provider's listing told of an active order that differs from what is stored."""
+
+    order_id: int
+    remote_status: RemoteStatus
+    expires_at: datetime | None = None  # a new end (a renewal): None when it did not move
 
 
 class DuplicateOrder(StorageError):
@@ -216,6 +226,37 @@ class OrdersRepo:
                 (remote_status.value, encode_time(now), order_id),
             )
         return changed == 1
+
+    async def record_listing(self, changes: Sequence[ListedChange], now: datetime) -> int:
+        """Many orders' latest remote status (and new end, whose sent reminders are then
+        forgotten, as :meth:`update_expiry` does) in one transaction; how many were active."""
+        stamp = encode_time(now)
+        changed = 0
+        async with self._db.transaction() as tx:
+            for change in changes:
+                if change.expires_at is None:
+                    changed += await tx.execute(
+                        "UPDATE orders SET remote_status = ?, updated_at = ? "
+                        "WHERE id = ? AND status = 'active'",
+                        (change.remote_status.value, stamp, change.order_id),
+                    )
+                    continue
+                moved = await tx.execute(
+                    "UPDATE orders SET remote_status = ?, expires_at = ?, updated_at = ? "
+                    "WHERE id = ? AND status = 'active'",
+                    (
+                        change.remote_status.value,
+                        encode_time(change.expires_at),
+                        stamp,
+                        change.order_id,
+                    ),
+                )
+                if moved:
+                    await tx.execute(
+                        "DELETE FROM reminders WHERE order_id = ?", (change.order_id,)
+                    )
+                changed += moved
+        return changed
 
     async def update_expiry(
         self,

@@ -149,6 +149,30 @@ async def test_the_cap_binds_hot_orders_first_cold_ones_in_turn(tmp_path: Path) 
         assert counts.take() == [1, 1, 1, 1, 0, 0, 0]
 
 
+async def test_a_round_running_late_leaves_its_cold_orders_to_the_next(tmp_path: Path) -> None:
+    # One request at a time; the hot one is answered after 80% of the interval has gone by.
+    async with running_stack(
+        tmp_path, poll_rate=10, poll_interval=0.3, poll_concurrency=1
+    ) as stack:
+        user = stack.client()
+        rentals = [await bought(stack, user, "getsms", "tg", "RU", hours=48) for _ in range(2)]
+        stack.clock.advance(minutes=11)  # the rentals are cold now
+        activation = await bought(stack, user, "getsms")
+        counts = Counts(stack.suite.getsms, activation, *rentals)
+        getsms, watcher = stack.suite.getsms, stack.app.watcher
+
+        getsms.gate("getcode")
+        tick = asyncio.create_task(watcher.tick())
+        await asyncio.wait_for(getsms.gated_arrived.wait(), 10)
+        stack.clock.advance(seconds=0.25)  # past 0.8 x 0.3 s
+        getsms.open_gate()
+        await tick
+        assert counts.take() == [1, 0, 0]  # the cold ones were not asked so late
+
+        await watcher.tick()
+        assert counts.take() == [1, 1, 1]  # ... and are asked, first in line, in the next
+
+
 async def test_check_sms_asks_the_provider_at_once(stack: Stack) -> None:
     user = stack.client()
     rental = await bought(stack, user, "getsms", "tg", "RU", hours=48)

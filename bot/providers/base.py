@@ -233,6 +233,7 @@ class ListedOrder:
 class ListingPage:
     orders: tuple[ListedOrder, ...]
     last: bool  # no page after this one
+    pages: int | None = None  # how many pages the listing has, where the provider tells
 
 
 @runtime_checkable

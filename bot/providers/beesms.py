@@ -459,7 +459,7 @@ class BeeSmsProvider:
                 ListedOrder(rental.order_id, status, rental.sms_count, rental.expires_at)
             )
         last = page >= total_pages if total_pages is not None else len(batch) < NUMBERS_PAGE_SIZE
-        return ListingPage(tuple(listed), last=last or not batch)
+        return ListingPage(tuple(listed), last=last or not batch, pages=total_pages)
 
     async def listed_state(self, order: Order, listed: ListedOrder) -> OrderState:
         """The SMS of a rental the listing showed with a new count (``sms`` pages only)."""

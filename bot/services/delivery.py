@@ -5,11 +5,17 @@ delays no other): a round asks the provider about its active orders by
 :mod:`bot.services.scheduler`: *hot* orders (:mod:`bot.services.heat`: an activation waiting for
 its code, an order just bought, just looked at or with a fresh SMS, a rental near a reminder)
 every ``POLL_INTERVAL``, cold rentals every ``POLL_COLD_INTERVAL``, within the provider's rate
-cap (hot ones first when it binds). A provider that lists its active orders with their SMS
-counts (:class:`BatchPolling`, BEE-SMS) is read from that listing once a round, and SMS are
-read only for orders whose count moved. A provider that stops answering is asked one request
-a round (the most urgent one: a probe) until it answers, so its recovery is noticed within one
-interval; a round stops early once ``concurrency`` requests in a row went unanswered.
+cap (hot ones first when it binds; cold ones are not asked later than ``COLD_SHARE`` of the
+interval into a round, so a round keeps to its interval and the next one's hot orders are
+asked on time). A provider that lists its active orders with their SMS counts
+(:class:`BatchPolling`, BEE-SMS) is read from that listing once a round (its pages
+``concurrency`` at a time where the first tells how many), what it shows changed is written in
+one transaction, and SMS are read only for orders whose count moved. What the watcher keeps per
+order (when it was asked, the count last read) is pruned each round to the active orders; the
+rentals' reminders, renewals and ends work on the orders the round's poll read. A provider
+that stops answering is asked one request a round (the most urgent one: a probe) until it
+answers, so its recovery is noticed within one interval; a round stops early once
+``concurrency`` requests in a row went unanswered.
 
 Delivery (:mod:`bot.services.outbox`): every push, reminder and notice waits only for its own
 chat. Telegram's ``retry_after`` or a failure (5xx, network, an HTML page instead of JSON)
@@ -42,7 +48,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -57,6 +63,7 @@ from bot.providers.base import (
     BatchPolling,
     Capability,
     ListedOrder,
+    ListingPage,
     OrderKind,
     OrderState,
     Provider,
@@ -76,7 +83,7 @@ from bot.services.wallet import NotEnoughBalance
 from storage.messages import MessagesRepo, SmsSummary
 from storage.models import OrderStatus, StoredMessage, StoredOrder
 from storage.notices import NoticesRepo
-from storage.orders import OrdersRepo
+from storage.orders import ListedChange, OrdersRepo
 from storage.reminders import RemindersRepo
 from storage.users import UsersRepo
 
@@ -88,6 +95,7 @@ AUTO_RENEW_MARK = -1  # a "reminder" lead that records an auto-renew attempt for
 AUTO_RENEW_SHORT = -2  # ... and one that records "your wallet cannot pay the auto-renewal"
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_LISTING_PAGES = 1000  # 100,000 active rentals at 100 a page
+COLD_SHARE = 0.8  # no cold order is asked later than this share of the interval into a round
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,7 @@ class TickReport:
     skipped_providers: list[str] = field(default_factory=list)  # down: only probed
     delivered: int = 0
     ended: int = 0
+    fresh: dict[int, StoredOrder] = field(default_factory=dict)  # stored anew this round
 
 
 class Watcher:
@@ -169,10 +178,12 @@ class Watcher:
         self.outbox = Outbox(clock)
         # Never more than ``rate`` requests in any second, at each provider.
         self._pace = {pid: _ProviderPace(RateCap(settings.rate, name=pid)) for pid in providers}
-        self._asked_at: dict[int, datetime] = {}  # order id -> when the provider last told
-        self._read_at_count: dict[int, int] = {}  # order id -> listed SMS count when last read
+        # Per provider, per active order (pruned each round to the orders still active):
+        self._asked_at: dict[str, dict[int, datetime]] = {pid: {} for pid in providers}
+        self._read_at_count: dict[str, dict[int, int]] = {pid: {} for pid in providers}
         self._send_failures: dict[int, int] = {}  # message id -> failed sends in a row
-        self._renew_retry: dict[int, datetime] = {}  # order id -> next auto-renew try (no money)
+        # ... and the next auto-renew try of an order whose wallet was short
+        self._renew_retry: dict[str, dict[int, datetime]] = {pid: {} for pid in providers}
         self.delivered = 0  # SMS pushes Telegram accepted since the start
         self._stopping = asyncio.Event()
 
@@ -230,10 +241,11 @@ class Watcher:
     async def provider_round(self, pid: str, report: TickReport | None = None) -> TickReport:
         """One provider's round: its polls, then its rentals (reminders, renewals, ends)."""
         report = report if report is not None else TickReport()
+        orders: list[StoredOrder] | None = None
         with self._isolated(f"polling {pid}"):
-            await self._poll_provider(pid, report)
+            orders = await self._poll_provider(pid, report)
         with self._isolated(f"looking after the rentals at {pid}"):
-            await self._look_after_rentals(pid, report)
+            await self._look_after_rentals(pid, report, orders)
         return report
 
     async def delivery_round(self) -> None:
@@ -291,13 +303,15 @@ class Watcher:
 
     # --- polling -----------------------------------------------------------------------------
 
-    async def _poll_provider(self, pid: str, report: TickReport) -> None:
+    async def _poll_provider(self, pid: str, report: TickReport) -> list[StoredOrder] | None:
+        """Poll the provider; its active orders as they were at the start of the round."""
         provider = self._providers.get(pid)
         if provider is None:
-            return
+            return None
         orders = await self._repo.list_active(pid)
+        self._forget_inactive(pid, orders)
         if not orders:
-            return
+            return orders
         now = self._clock.now()
         summaries = await self._messages.active_summaries(pid)
         plan = plan_round(
@@ -305,17 +319,48 @@ class Watcher:
             now,
             self.heat,
             summaries,
-            self._asked_at,
+            self._asked_at[pid],
             cold_every=timedelta(seconds=self.settings.cold_interval),
             budget=budget(self.settings.rate, self.settings.interval),
         )
         if not plan:
-            return
+            return orders
         if isinstance(provider, BatchPolling) and await self._poll_listing(
             pid, provider, orders, plan, summaries, report
         ):
-            return
-        await self._ask(pid, [self._state_ask(pid, p.order, report) for p in plan], report)
+            return orders
+        # Cold orders fill the round only while it keeps to its interval: one that ran long
+        # (the cap's pace, slow answers) leaves the rest for the next (they come first there),
+        # so the hot ones of the next round are asked on time.
+        late = now + timedelta(seconds=self.settings.interval * COLD_SHARE)
+        asks = [
+            ask if p.hot else self._in_time(late, ask)
+            for p, ask in ((p, self._state_ask(pid, p.order, report)) for p in plan)
+        ]
+        await self._ask(pid, asks, report)
+        return orders
+
+    def _in_time(self, late: datetime, ask: Ask) -> Ask:
+        """``ask``, unless the round is past ``late`` when its turn comes."""
+
+        async def cold() -> bool:
+            if self._clock.now() > late:
+                return True  # not asked (nor marked asked): first in line next round
+            return await ask()
+
+        return cold
+
+    def _forget_inactive(self, pid: str, active: Sequence[StoredOrder]) -> None:
+        """Keep what the watcher remembers per order only for the provider's active orders."""
+        ids = {order.id for order in active}
+        memories: tuple[dict[int, Any], ...] = (
+            self._asked_at[pid],
+            self._read_at_count[pid],
+            self._renew_retry[pid],
+        )
+        for memory in memories:
+            for gone in [order_id for order_id in memory if order_id not in ids]:
+                del memory[gone]
 
     async def _ask(
         self, pid: str, asks: Sequence[Ask], report: TickReport, *, probe: bool = True
@@ -377,11 +422,11 @@ class Watcher:
                 return False
             except ProviderError as exc:
                 report.failed += 1
-                self._asked_at[order.id] = self._clock.now()
+                self._asked_at[pid][order.id] = self._clock.now()
                 log.warning("order %s: %s", order.id, exc)
                 return True
             report.polled += 1
-            self._asked_at[order.id] = self._clock.now()
+            self._asked_at[pid][order.id] = self._clock.now()
             await self._apply(order, state, report)
             return True
 
@@ -390,6 +435,8 @@ class Watcher:
     async def _apply(self, order: StoredOrder, state: OrderState, report: TickReport) -> None:
         with self._isolated("applying a poll", order.id):
             applied = await self._orders.apply_state(order, state)
+            if applied.order is not order:  # stored anew: this round's copy is out of date
+                report.fresh[order.id] = applied.order
             if applied.new:  # pushed now, not after the whole round
                 self._deliver_soon(applied.order)
             if applied.closed:
@@ -415,8 +462,10 @@ class Watcher:
             return not refused  # down: nothing more this round; refused: one by one
         now = self._clock.now()
         due = {p.order.id for p in plan}
+        asked_at, read_at_count = self._asked_at[pid], self._read_at_count[pid]
         reads: list[tuple[bool, StoredOrder, ListedOrder]] = []
         unlisted: list[StoredOrder] = []
+        moved: list[ListedChange] = []  # still active, another status or end: one write
         for order in orders:
             entry = listed.get(order.provider_order_id)
             if entry is None:
@@ -424,17 +473,23 @@ class Watcher:
                     unlisted.append(order)
                 continue
             report.listed += 1
-            self._asked_at[order.id] = now
+            asked_at[order.id] = now
             summary = summaries.get(order.id)
             stored = summary.count if summary else 0
-            if entry.sms_count > stored and self._read_at_count.get(order.id) != entry.sms_count:
+            if entry.sms_count > stored and read_at_count.get(order.id) != entry.sms_count:
                 hot = entry.status.is_final or is_hot(order, now, self.heat, summaries)
                 reads.append((hot, order, entry))
-            elif entry.status != order.remote_status or (
-                entry.expires_at is not None and entry.expires_at != order.expires_at
-            ):
-                state = OrderState(entry.status, (), entry.expires_at)
-                await self._apply(order, state, report)
+                continue
+            ends = entry.expires_at if entry.expires_at != order.expires_at else None
+            if entry.status.is_final:
+                await self._apply(order, OrderState(entry.status, (), entry.expires_at), report)
+            elif entry.status != order.remote_status or ends is not None:
+                moved.append(ListedChange(order.id, entry.status, ends))
+                report.fresh[order.id] = replace(
+                    order, remote_status=entry.status, expires_at=ends or order.expires_at
+                )
+        if moved:
+            await self._repo.record_listing(moved, now)
         reads.sort(key=lambda r: not r[0])  # hot first
         asks = [self._listed_ask(pid, provider, order, entry, report) for _, order, entry in reads]
         asks += [self._state_ask(pid, order, report) for order in unlisted]
@@ -445,38 +500,85 @@ class Watcher:
         self, pid: str, provider: BatchPolling, report: TickReport
     ) -> tuple[dict[str, ListedOrder] | None, bool]:
         """(order id -> entry, whether every page was read). (None, False): the first page
-        did not come (the provider is down); (None, True): the provider refused the listing."""
+        did not come (the provider is down); (None, True): the provider refused the listing.
+        Where the first page tells how many there are, the others are read ``concurrency`` at
+        a time (within the cap), else one after the other until the last."""
         pace = self._pace[pid]
         listed: dict[str, ListedOrder] = {}
-        for page in range(1, MAX_LISTING_PAGES + 1):
+        try:
+            first = await self._listing_page(pid, provider, 1, report)
+        except ProviderUnavailable:
+            if pace.down:
+                report.skipped_providers.append(pid)
+            else:
+                self._went_down(pid)
+            return None, False
+        except ProviderError:
+            return None, True
+        self._recovered(pid)
+        listed.update((e.order_id, e) for e in first.orders)
+        if first.last:
+            return listed, True
+        if first.pages is not None:
+            return listed, await self._read_pages(pid, provider, first.pages, listed, report)
+        for page in range(2, MAX_LISTING_PAGES + 1):
             try:
-                async with pace.limiter:
-                    result = await provider.active_page(page)
-            except ProviderUnavailable as exc:
-                report.failed += 1
-                log.debug("%s: listing page %s: %s", pid, page, exc)
-                if page > 1:
-                    return listed, False
-                if pace.down:
-                    report.skipped_providers.append(pid)
-                else:
-                    self._went_down(pid)
-                return None, False
-            except ProviderError as exc:
-                report.failed += 1
-                log.warning(
-                    "%s: listing page %s refused (%s); orders asked one by one", pid, page, exc
-                )
-                return (None, True) if page == 1 else (listed, False)
-            if page == 1:
-                self._recovered(pid)
-            report.pages += 1
+                result = await self._listing_page(pid, provider, page, report)
+            except ProviderError:
+                return listed, False
             fresh = {e.order_id: e for e in result.orders if e.order_id not in listed}
             listed.update(fresh)
-            if result.last or (page > 1 and not fresh):
+            if result.last or not fresh:
                 return listed, True
         log.warning("%s: listing longer than %s pages; the rest not read", pid, MAX_LISTING_PAGES)
         return listed, False
+
+    async def _read_pages(
+        self,
+        pid: str,
+        provider: BatchPolling,
+        pages: int,
+        listed: dict[str, ListedOrder],
+        report: TickReport,
+    ) -> bool:
+        """Pages 2 to ``pages`` into ``listed``, ``concurrency`` at a time; whether all came."""
+        if pages > MAX_LISTING_PAGES:
+            log.warning("%s: listing of %s pages; only %s read", pid, pages, MAX_LISTING_PAGES)
+        left = deque(range(2, min(pages, MAX_LISTING_PAGES) + 1))
+        complete = pages <= MAX_LISTING_PAGES
+
+        async def worker() -> None:
+            nonlocal complete
+            while left and complete:
+                try:
+                    result = await self._listing_page(pid, provider, left.popleft(), report)
+                except ProviderError:
+                    complete = False
+                    return
+                listed.update((e.order_id, e) for e in result.orders)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.settings.concurrency, len(left)))))
+        return complete
+
+    async def _listing_page(
+        self, pid: str, provider: BatchPolling, page: int, report: TickReport
+    ) -> ListingPage:
+        """One page, within the cap; a failure counted and logged, then raised."""
+        try:
+            async with self._pace[pid].limiter:
+                result = await provider.active_page(page)
+        except ProviderUnavailable as exc:
+            report.failed += 1
+            log.debug("%s: listing page %s: %s", pid, page, exc)
+            raise
+        except ProviderError as exc:
+            report.failed += 1
+            log.warning(
+                "%s: listing page %s refused (%s); orders asked one by one", pid, page, exc
+            )
+            raise
+        report.pages += 1
+        return result
 
     def _listed_ask(
         self,
@@ -499,7 +601,7 @@ class Watcher:
                 log.warning("order %s: %s", order.id, exc)
                 return True
             report.polled += 1
-            self._read_at_count[order.id] = entry.sms_count
+            self._read_at_count[pid][order.id] = entry.sms_count
             await self._apply(order, state, report)
             return True
 
@@ -662,9 +764,19 @@ class Watcher:
 
     # --- rentals and endings -----------------------------------------------------------------
 
-    async def _look_after_rentals(self, pid: str, report: TickReport) -> None:
+    async def _look_after_rentals(
+        self, pid: str, report: TickReport, orders: Sequence[StoredOrder] | None = None
+    ) -> None:
+        """Reminders, renewals and ends of the provider's active orders: those the round's
+        poll started from (not read again; as the poll stored them, where it did, and not
+        those it closed); all of them, read now, when the poll did not get that far."""
         now = self._clock.now()
-        for order in await self._repo.list_active(pid):
+        if orders is None:
+            orders = await self._repo.list_active(pid)
+        for listed in orders:
+            order = report.fresh.get(listed.id, listed)
+            if not order.is_active:
+                continue
             with self._isolated("looking after an order", order.id):
                 await self._look_after(order, now, report)
 
@@ -677,7 +789,7 @@ class Watcher:
                 report.ended += 1
             return
         if order.kind is not OrderKind.RENTAL or left <= timedelta():
-            self._renew_retry.pop(order.id, None)
+            self._renew_retry[order.provider].pop(order.id, None)
             return
         if order.auto_renew and left <= self.settings.auto_renew_before:
             await self._auto_renew(order)
@@ -725,7 +837,7 @@ class Watcher:
 
     async def _auto_renew(self, order: StoredOrder) -> None:
         now = self._clock.now()
-        retry_at = self._renew_retry.get(order.id)
+        retry_at = self._renew_retry[order.provider].get(order.id)
         if retry_at is not None and now < retry_at:
             return  # the wallet was short a moment ago
         if not await self._reminders.mark_sent(order.id, AUTO_RENEW_MARK, now):
@@ -753,7 +865,7 @@ class Watcher:
                 failed: Rendered = (texts.auto_renew_failed(order, reason), None)
             self._tell(order.user_id, partial(_ready, failed))
             return
-        self._renew_retry.pop(order.id, None)
+        self._renew_retry[order.provider].pop(order.id, None)
         with self._user_locale(locale):
             done: Rendered = (texts.auto_renewed(renewed), None)
         self._tell(order.user_id, partial(_ready, done))
@@ -766,7 +878,7 @@ class Watcher:
         now = self._clock.now()
         log.info("order %s: auto-renew needs %s more in the wallet", order.id, exc.missing)
         await self._reminders.unmark(order.id, AUTO_RENEW_MARK)
-        self._renew_retry[order.id] = now + self.settings.short_retry
+        self._renew_retry[order.provider][order.id] = now + self.settings.short_retry
         if not await self._reminders.mark_sent(order.id, AUTO_RENEW_SHORT, now):
             return  # told already for this end date
         with self._user_locale(locale):

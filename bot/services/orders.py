@@ -178,6 +178,7 @@ class OrderService:
         now = self._clock.now()
         new = await self._messages.add_new(order.id, list(state.messages), now)
         closed = False
+        stored_anew = bool(new) or state.status.is_final  # else: read again only if written
         if state.status.is_final:
             # An activation the provider closed without an SMS was not charged (every
             # provider's rule): the user's payment comes back with the status, in one write.
@@ -195,9 +196,12 @@ class OrderService:
                 log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
         elif order.remote_status != state.status:
             await self._orders.set_remote_status(order.id, state.status, now)
+            stored_anew = True
         if state.expires_at and state.expires_at != order.expires_at:
             await self._orders.update_expiry(order.id, state.expires_at, now=now)
-        stored = await self._reload(order)
+            stored_anew = True
+        # A poll that found nothing new (most of them) costs no second read.
+        stored = await self._reload(order) if stored_anew else order
         return AppliedState(stored, tuple(new), closed)
 
     async def cancel(self, order: StoredOrder) -> ActionResult:
