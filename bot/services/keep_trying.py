@@ -37,7 +37,7 @@ from bot.providers.base import ProviderError
 from bot.services.billing import Billing
 from bot.services.guard import AlreadyDone, InProgress
 from bot.services.loop import repeat
-from bot.services.offer_stats import OfferStatsService
+from bot.services.offer_stats import OfferStatsService, pick
 from bot.services.offers import OfferService, PricedOffer, sort_key
 from bot.services.orders import ActionUnconfirmed, CancelRefused, OrderInactive, OrderService
 from bot.services.purchase import (
@@ -443,11 +443,7 @@ class KeepTryingService:
         return moved
 
     async def _choose(self, offers: Sequence[PricedOffer]) -> PricedOffer:
-        if self._ranking is not None:
-            best = await self._ranking.best(offers)
-            if best is not None:
-                return best.priced
-        return min(offers, key=sort_key)
+        return await pick(self._ranking, offers)
 
     async def _end(
         self,

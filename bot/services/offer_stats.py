@@ -142,3 +142,12 @@ class OfferStatsService:
             if judged is not None:
                 rows.append(TableRow(item, judged))
         return tuple(rows)
+
+
+async def pick(ranking: OfferStatsService | None, offers: Sequence[PricedOffer]) -> PricedOffer:
+    """The offer to buy or suggest: the best that delivers (with stats), else the cheapest."""
+    if ranking is not None:
+        best = await ranking.best(offers)
+        if best is not None:
+            return best.priced
+    return min(offers, key=sort_key)

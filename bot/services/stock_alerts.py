@@ -23,8 +23,8 @@ from typing import Any
 from bot.clock import Clock
 from bot.money import Money
 from bot.services.loop import repeat
-from bot.services.offer_stats import OfferStatsService
-from bot.services.offers import OfferService, PricedOffer, sort_key
+from bot.services.offer_stats import OfferStatsService, pick
+from bot.services.offers import OfferService, PricedOffer
 from storage.stock_alerts import StockAlert, StockAlertsRepo, TooManyAlerts
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,4 @@ class StockAlertService:
         return fired
 
     async def _choose(self, offers: Sequence[PricedOffer]) -> PricedOffer:
-        if self._ranking is not None:
-            best = await self._ranking.best(offers)
-            if best is not None:
-                return best.priced
-        return min(offers, key=sort_key)
+        return await pick(self._ranking, offers)
