@@ -405,17 +405,7 @@ class BeeSmsProvider:
             params: dict[str, str | int] = {"page_num": page, "page_size": NUMBERS_PAGE_SIZE}
             if mobile_number:
                 params["mobile_number"] = mobile_number
-
-            def shape(response: httpx.Response, data: Any) -> tuple[list[_Rental], int | None]:
-                if not isinstance(data, dict):
-                    raise self._http.unavailable(response, "numbers: no page in the answer")
-                items = _items(data.get("list") or [], response, self._http, "numbers")
-                try:
-                    return [_Rental.parse(item) for item in items], _int(data.get("total_page"))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise self._http.unavailable(response, f"numbers: bad entry ({exc})") from None
-
-            batch, total_pages = await self._get("numbers", params, shape, safe=True)
+            batch, total_pages = await self._numbers_page(params)
             fresh = [r for r in batch if r.order_id not in seen]
             seen.update(r.order_id for r in fresh)
             rentals.extend(fresh)
@@ -429,14 +419,10 @@ class BeeSmsProvider:
         log.warning("beesms: numbers list longer than %d pages, truncated", MAX_PAGES)
         return rentals
 
-    async def active_page(self, page: int) -> ListingPage:
-        """``numbers?status=ACTIVE``, one page: every active rental with its
-        ``sms_received_count`` (the watcher's one listing a round)."""
-        params: dict[str, str | int] = {
-            "status": "ACTIVE",
-            "page_num": page,
-            "page_size": NUMBERS_PAGE_SIZE,
-        }
+    async def _numbers_page(
+        self, params: dict[str, str | int]
+    ) -> tuple[list[_Rental], int | None]:
+        """One page of ``numbers``: its rentals and the ``total_page`` it states."""
 
         def shape(response: httpx.Response, data: Any) -> tuple[list[_Rental], int | None]:
             if not isinstance(data, dict):
@@ -447,7 +433,21 @@ class BeeSmsProvider:
             except (KeyError, TypeError, ValueError) as exc:
                 raise self._http.unavailable(response, f"numbers: bad entry ({exc})") from None
 
-        batch, total_pages = await self._get("numbers", params, shape, safe=True)
+        page: tuple[list[_Rental], int | None] = await self._get(
+            "numbers", params, shape, safe=True
+        )
+        return page
+
+    async def active_page(self, page: int) -> ListingPage:
+        """``numbers?status=ACTIVE``, one page: every active rental with its
+        ``sms_received_count`` (the watcher's one listing a round)."""
+        params: dict[str, str | int] = {
+            "status": "ACTIVE",
+            "page_num": page,
+            "page_size": NUMBERS_PAGE_SIZE,
+        }
+
+        batch, total_pages = await self._numbers_page(params)
         listed: list[ListedOrder] = []
         for rental in batch:
             try:
