@@ -157,6 +157,10 @@ class Database:
         async with self._lock:
             return await Tx(self._conn).fetchall(sql, params)
 
+    async def ping(self) -> None:
+        """One trivial statement: raises if the database cannot be reached."""
+        await self.fetchone("SELECT 1")
+
     async def schema_version(self) -> int:
         row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         return int(row[0]) if row is not None else 0

@@ -185,6 +185,8 @@ class Watcher:
         # ... and the next auto-renew try of an order whose wallet was short
         self._renew_retry: dict[str, dict[int, datetime]] = {pid: {} for pid in providers}
         self.delivered = 0  # SMS pushes Telegram accepted since the start
+        # When the latest delivery sweep ended (``/readyz`` wants it recent): None before one.
+        self.last_round_at: datetime | None = None
         self._stopping = asyncio.Event()
 
     # --- the loops -----------------------------------------------------------------------------
@@ -254,6 +256,7 @@ class Watcher:
         with self._isolated("the delivery sweep"):
             await self.deliver_pending()
         self.outbox.pump()
+        self.last_round_at = self._clock.now()
 
     async def side_round(self) -> None:
         await self._alert_low_balances()
