@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,7 +26,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from bot.providers.base import ProviderUnavailable, PurchaseOutcomeUnknown
+from bot.logs import log_context
+from bot.metrics import NO_METRICS, Metrics, kind_of
+from bot.providers.base import ProviderError, ProviderUnavailable, PurchaseOutcomeUnknown
 from bot.redact import RedactingFilter, Redactor
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,10 @@ class ProviderHttp:
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.provider = provider
+        self._metrics = metrics
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._redact = Redactor(secrets)
@@ -104,7 +109,33 @@ class ProviderHttp:
     async def _once(
         self, path: str, params: Params, parse: Callable[[httpx.Response], T], *, safe: bool
     ) -> T:
+        """One request, counted by action and outcome (``ok``, or the typed error's name)."""
         method = str(params.get("method") or params.get("action") or path)
+        started, outcome = time.perf_counter(), "cancelled"  # unless it ends otherwise
+        try:
+            with log_context(provider=self.provider):
+                result = await self._request(method, path, params, parse, safe=safe)
+            outcome = "ok"
+            return result
+        except ProviderError as exc:
+            outcome = kind_of(exc)
+            raise
+        except Exception:
+            outcome = "error"  # a parser's own failure, not a typed answer
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self._metrics.provider_request(self.provider, method, outcome, seconds)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        parse: Callable[[httpx.Response], T],
+        *,
+        safe: bool,
+    ) -> T:
         try:
             response = await self._client.get(
                 self.url(path),

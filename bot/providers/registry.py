@@ -9,6 +9,7 @@ import httpx
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.config import Settings
+from bot.metrics import NO_METRICS, Metrics
 from bot.providers.base import Provider
 from bot.providers.beesms import BeeSmsProvider
 from bot.providers.getsms import GetSmsProvider
@@ -40,6 +41,7 @@ def build_providers(
     retry: RetryPolicy | None = None,
     sleep: Sleep | None = None,
     webhook_url: RentalHook | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> Mapping[str, Provider]:
     """Every provider whose key is set, in a stable order."""
     retry = retry or RetryPolicy(attempts=settings.provider_retries)
@@ -53,6 +55,7 @@ def build_providers(
             timeout=settings.provider_timeout,
             retry=retry,
             sleep=sleep,
+            metrics=metrics,
         )
 
     providers: dict[str, Provider] = {}

@@ -40,6 +40,8 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup
 from aiolimiter import AsyncLimiter
 
+from bot.logs import log_context
+from bot.metrics import NO_METRICS, Metrics
 from storage.users import UsersRepo
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,9 @@ class Notifier:
         sleep: Sleep,
         per_second: float = 25.0,
         attempts: int = 5,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self.metrics = metrics  # the watcher counts the SMS it delivers here too
         self._bot = bot
         self._users = users
         self._sleep = sleep
@@ -99,7 +103,8 @@ class Notifier:
         result = SendResult(Outcome.RETRY)
         for _attempt in range(self._attempts if wait else 1):
             async with self._limiter:
-                result = await self._try(user_id, text, markup, plain)
+                with log_context(user_id=user_id):
+                    result = await self._try(user_id, text, markup, plain)
             if result.outcome is not Outcome.RETRY or not wait:
                 return result
             await self._sleep(
@@ -111,10 +116,7 @@ class Notifier:
         self, user_id: int, text: str, markup: InlineKeyboardMarkup | None, plain: bool
     ) -> SendResult:
         try:
-            if plain:
-                await self._bot.send_message(user_id, text, reply_markup=markup, parse_mode=None)
-            else:
-                await self._bot.send_message(user_id, text, reply_markup=markup)
+            await self._send(user_id, text, markup, plain)
         except TelegramRetryAfter as exc:
             log.info("Telegram asks to wait %ss before sending to %s", exc.retry_after, user_id)
             return SendResult(Outcome.RETRY, exc.message, float(exc.retry_after))
@@ -145,3 +147,15 @@ class Notifier:
             log.warning("sending to %s: transport error (%s)", user_id, type(exc).__name__)
             return SendResult(Outcome.RETRY, type(exc).__name__)
         return SENT
+
+    async def _send(
+        self, user_id: int, text: str, markup: InlineKeyboardMarkup | None, plain: bool
+    ) -> None:
+        try:
+            if plain:
+                await self._bot.send_message(user_id, text, reply_markup=markup, parse_mode=None)
+            else:
+                await self._bot.send_message(user_id, text, reply_markup=markup)
+        except Exception as exc:
+            self.metrics.telegram_send_failed(exc)  # by kind: retry_after, forbidden...
+            raise

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import Clock
+from bot.logs import log_context
 
 log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[datetime | None]]
@@ -118,7 +119,8 @@ class Outbox:
                 entry = chat.jobs[0]
                 entry.running = True
                 try:
-                    again_at = await entry.job()
+                    with log_context(user_id=chat_id):
+                        again_at = await entry.job()
                 except Exception:
                     log.exception("a message to chat %s failed; the next one goes on", chat_id)
                     again_at = None

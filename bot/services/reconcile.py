@@ -32,6 +32,8 @@ from typing import Any
 from bot import keyboards, texts
 from bot.clock import Clock
 from bot.domain import CancelOutcome, OrderState, RefundScope, RemoteStatus
+from bot.logs import log_context
+from bot.metrics import NO_METRICS, Metrics
 from bot.providers.base import Provider, ProviderError, RemoteOrder
 from bot.services.loop import repeat
 from bot.services.messenger import Messenger
@@ -77,7 +79,9 @@ class Reconciler:
         interval: float = 180.0,
         alert_after: int = 3,
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._providers = providers
         self._intents = intents
         self._orders = orders
@@ -106,13 +110,15 @@ class Reconciler:
         claimed: set[tuple[str, str]] = set()
         for intent in open_intents:
             try:
-                await self._resolve(intent, listings, claimed, report)
+                with log_context(order_id=intent.order_id, provider=intent.provider):
+                    await self._resolve(intent, listings, claimed, report)
             except IntentClosed:
                 continue  # resolved meanwhile by its own process
             except Exception:
                 log.exception("intent %s could not be reconciled", intent.id)
                 report.pending.append(intent.id)
         await self._report_unowned(listings, claimed, report)
+        self._metrics.reconciled(report)
         if report.resolved or report.unowned:
             log.info(
                 "reconciled: %d recovered, %d released, %d settled, %d pending, %d unowned",
@@ -264,6 +270,8 @@ class Reconciler:
                 intent, OrderStatus.CANCELLED, outcome, self._clock.now(), state.status
             )
             report.settled.append(intent.id)
+            if refunded is not None:
+                self._metrics.refund(closed.provider, "reconciled")
             await self._messenger.tell(
                 closed.user_id, lambda: (texts.order_ended_refund(closed, refunded), None)
             )
