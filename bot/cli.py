@@ -54,7 +54,11 @@ async def doctor(settings: Settings, out: TextIO = sys.stdout, *, ledger: bool =
         checks = [
             await _check_token(settings, client),
             _check_admins(settings),
-            await _check_database(settings.database_path),
+            await (
+                _check_postgres(settings)
+                if settings.database_url is not None
+                else _check_database(settings.database_path)
+            ),
         ]
         providers = build_providers(settings, client)
         checks.append(
@@ -122,10 +126,10 @@ def _check_admins(settings: Settings) -> Check:
 
 async def _check_notices(settings: Settings) -> list[Check]:
     """What the running bot learned that you must fix (e.g. SMS.online's real date zone)."""
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         return []
     try:
-        db = await Database.open(settings.database_path)
+        db = await Database.open(settings.database_location())
     except Exception:  # the database check says why
         return []
     try:
@@ -137,7 +141,7 @@ async def _check_notices(settings: Settings) -> list[Check]:
 
 async def _check_ledger(settings: Settings, providers: Mapping[str, Provider]) -> Check:
     try:
-        db = await Database.open(settings.database_path)
+        db = await Database.open(settings.database_location())
     except Exception as exc:  # the database check above says more
         return Check("ledger", False, f"database cannot be opened: {type(exc).__name__}")
     try:
@@ -147,6 +151,18 @@ async def _check_ledger(settings: Settings, providers: Mapping[str, Provider]) -
     if not problems:
         return Check("ledger", True, "the ledger, the orders and the providers' lists agree")
     return Check("ledger", False, f"{len(problems)} differences:\n  - " + "\n  - ".join(problems))
+
+
+async def _check_postgres(settings: Settings) -> Check:
+    """DATABASE_URL: connect, migrate, name the server (never the password)."""
+    try:
+        db = await Database.open(settings.database_location())
+    except Exception as exc:
+        return Check("database", False, f"PostgreSQL: {type(exc).__name__}: {exc}")
+    try:
+        return Check("database", True, f"{db.path} (schema v{await db.schema_version()})")
+    finally:
+        await db.close()
 
 
 async def _check_database(path: Path) -> Check:

@@ -10,12 +10,11 @@ blocked the bot; the user row is marked in the same transaction) or ``failed``.
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from storage.codec import decode_time, encode_time
-from storage.db import Database, StorageError
+from storage.db import Database, Row, StorageError
 
 
 class BroadcastStatus(enum.StrEnum):
@@ -61,7 +60,7 @@ class Progress:
         return self.total - self.pending
 
 
-def _broadcast(row: sqlite3.Row) -> Broadcast:
+def _broadcast(row: Row) -> Broadcast:
     return Broadcast(
         id=int(row["id"]),
         admin_id=int(row["admin_id"]),
@@ -116,7 +115,7 @@ class BroadcastsRepo:
                 return False
             await tx.execute(
                 "INSERT INTO broadcast_deliveries (broadcast_id, user_id) "
-                f"SELECT ?, id {RECIPIENTS}",
+                f"SELECT CAST(? AS BIGINT), id {RECIPIENTS}",
                 (broadcast_id,),
             )
         return True

@@ -1,9 +1,17 @@
-"""One aiosqlite connection shared by the whole bot, with serialized transactions.
+"""The bot's database: SQLite (the embedded default) or PostgreSQL, behind one small API.
 
-Every statement goes through an :class:`asyncio.Lock`: a transaction holds it from
-``BEGIN IMMEDIATE`` to ``COMMIT``/``ROLLBACK`` and a single read holds it for one statement,
-so statements of two coroutines never interleave on the connection and a read never sees
-another coroutine's uncommitted writes.
+:meth:`Database.open` takes a file path (SQLite, through aiosqlite) or a ``postgresql://`` URL
+(:mod:`storage.pg`, through asyncpg). Repositories write portable SQL with ``?`` placeholders
+and use only what both give: :meth:`Database.transaction` for every write, ``fetchone`` /
+``fetchall`` for single reads, rows indexed by position or column name.
+
+**Transactions are serialized.** On SQLite every statement goes through an
+:class:`asyncio.Lock` and a transaction is ``BEGIN IMMEDIATE`` ... ``COMMIT``, so two
+transactions never interleave (across processes too: SQLite has one writer). PostgreSQL keeps
+the same guarantee across processes with a transaction-level advisory lock (see
+:mod:`storage.pg`): the check-then-write steps of the ledger and the intents hold in every
+replica as they do in one. Work written for concurrency (the watcher's order leases) asks for
+``transaction(shared=True)``, which on PostgreSQL takes row locks only.
 """
 
 from __future__ import annotations
@@ -11,16 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import aiosqlite
 
-from storage.migrations import MIGRATIONS, Migration, apply_migrations
+from storage.migrations import MIGRATIONS, Migration, apply_migrations, split_statements
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +42,21 @@ MEMORY = ":memory:"
 _in_transaction: ContextVar[bool] = ContextVar("storage_in_transaction", default=False)
 
 
+class Row(Protocol):
+    """A result row: ``row[0]`` or ``row["column"]`` (Row and asyncpg.Record both)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+
 async def _run(conn: aiosqlite.Connection, sql: str) -> None:
     async with conn.execute(sql):
         pass
+
+
+def is_postgres_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
 
 
 class StorageError(Exception):
@@ -46,9 +67,102 @@ class NestedTransactionError(StorageError, RuntimeError):
     """The database was used through ``Database`` while this task holds a transaction."""
 
 
-class Tx:
+class IntegrityError(StorageError, sqlite3.IntegrityError):
+    """A constraint refused a write on PostgreSQL, worded as SQLite words it ("UNIQUE
+    constraint failed: ...", "FOREIGN KEY constraint failed", "CHECK constraint failed: ...")
+    so callers catch one ``sqlite3.IntegrityError`` on either database."""
+
+
+class Tx(ABC):
     """Statements of one open transaction; valid only inside ``Database.transaction()``."""
 
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement and return the number of rows it changed."""
+
+    @abstractmethod
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT into a table with an ``id`` key and return the new row's id."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def script(self, sql: str) -> None:
+        """Several statements without parameters (a migration)."""
+
+
+class Database(ABC):
+    """The bot's database. Create with ``await Database.open(path_or_url)``; ``close()``."""
+
+    dialect: ClassVar[str]
+    path: str  # the file, or the URL without its password
+    migrations_applied: tuple[int, ...]  # versions the last open() applied
+
+    @classmethod
+    async def open(
+        cls,
+        location: str | Path,
+        *,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        busy_timeout_ms: int = 5000,
+    ) -> Database:
+        """Open (creating a SQLite file's folder if needed), configure and migrate."""
+        if is_postgres_url(str(location)):
+            from storage.pg import PgDatabase
+
+            return await PgDatabase.connect(str(location), migrations=migrations)
+        return await SqliteDatabase.connect(
+            location, migrations=migrations, busy_timeout_ms=busy_timeout_ms
+        )
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self, *, shared: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """One transaction: committed at the end of the block, rolled back by any exception
+        (or cancellation). ``shared``: may run beside other transactions (PostgreSQL: no
+        global lock; the statements must lock the rows they need themselves)."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """One read statement outside any transaction."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def ping(self) -> None:
+        """One trivial statement: raises if the database cannot be reached."""
+        await self.fetchone("SELECT 1")
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        return int(row[0]) if row is not None else 0
+
+    @staticmethod
+    def _check_not_nested() -> None:
+        if _in_transaction.get():
+            raise NestedTransactionError(
+                "database used inside a transaction: use the Tx given by transaction()"
+            )
+
+
+class SqliteTx(Tx):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
@@ -64,34 +178,39 @@ class Tx:
                 raise StorageError("INSERT returned no row id")
             return cursor.lastrowid
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
+            row: Row | None = await cursor.fetchone()
             return row
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
+    async def script(self, sql: str) -> None:
+        for statement in split_statements(sql):
+            await self.execute(statement)
 
-class Database:
-    """The bot's database. Create with ``await Database.open(path)``; ``close()`` when done."""
+
+class SqliteDatabase(Database):
+    """SQLite through one aiosqlite connection shared by the whole bot."""
+
+    dialect = "sqlite"
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
-        self.migrations_applied: tuple[int, ...] = ()  # versions the last open() applied
+        self.migrations_applied = ()
 
     @classmethod
-    async def open(
+    async def connect(
         cls,
         path: str | Path,
         *,
         migrations: Sequence[Migration] = MIGRATIONS,
         busy_timeout_ms: int = 5000,
-    ) -> Database:
-        """Open (creating the folder if needed), configure and migrate the database."""
+    ) -> SqliteDatabase:
         location = str(path)
         if location != MEMORY:
             Path(location).parent.mkdir(parents=True, exist_ok=True)
@@ -118,27 +237,17 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; any exception (or cancellation) rolls back."""
+    async def transaction(self, *, shared: bool = False) -> AsyncIterator[Tx]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (SQLite has one writer: ``shared`` changes
+        nothing)."""
         self._check_not_nested()
         async with self._lock:
             token = _in_transaction.set(True)
             try:
                 await _run(self._conn, "BEGIN IMMEDIATE")
                 try:
-                    yield Tx(self._conn)
+                    yield SqliteTx(self._conn)
                     await _run(self._conn, "COMMIT")
                 except BaseException:
                     await self._rollback()
@@ -146,24 +255,16 @@ class Database:
             finally:
                 _in_transaction.reset(token)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """One read statement outside any transaction (waits for a running one to end)."""
         self._check_not_nested()
         async with self._lock:
-            return await Tx(self._conn).fetchone(sql, params)
+            return await SqliteTx(self._conn).fetchone(sql, params)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         self._check_not_nested()
         async with self._lock:
-            return await Tx(self._conn).fetchall(sql, params)
-
-    async def ping(self) -> None:
-        """One trivial statement: raises if the database cannot be reached."""
-        await self.fetchone("SELECT 1")
-
-    async def schema_version(self) -> int:
-        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-        return int(row[0]) if row is not None else 0
+            return await SqliteTx(self._conn).fetchall(sql, params)
 
     async def _rollback(self) -> None:
         # aiosqlite runs statements in FIFO order on its worker thread, so even if this await
@@ -173,10 +274,3 @@ class Database:
         except sqlite3.OperationalError:
             # SQLite already rolled back by itself (some errors end the transaction).
             logger.debug("ROLLBACK found no open transaction")
-
-    @staticmethod
-    def _check_not_nested() -> None:
-        if _in_transaction.get():
-            raise NestedTransactionError(
-                "database used inside a transaction: use the Tx given by transaction()"
-            )

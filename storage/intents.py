@@ -24,7 +24,7 @@ from storage.codec import (
     encode_opt_time,
     encode_time,
 )
-from storage.db import Database, StorageError, Tx
+from storage.db import Database, Row, StorageError, Tx
 from storage.ledger import capture_in, hold_in, refund_in, release_in
 from storage.models import OrderStatus, StoredOrder
 from storage.offer_stats import record_close
@@ -79,7 +79,7 @@ class Intent:
     updated_at: datetime
 
 
-def _intent(row: sqlite3.Row) -> Intent:
+def _intent(row: Row) -> Intent:
     return Intent(
         id=int(row["id"]),
         action=IntentAction(row["action"]),
@@ -338,7 +338,8 @@ class IntentsRepo:
     async def list_open(self, created_before: datetime | None = None) -> list[Intent]:
         """Open intents, oldest first (``created_before``: only those older than that)."""
         rows = await self._db.fetchall(
-            "SELECT * FROM intents WHERE status = 'open' AND (? IS NULL OR created_at < ?) "
+            "SELECT * FROM intents WHERE status = 'open' "
+            "AND (CAST(? AS TEXT) IS NULL OR created_at < ?) "
             "ORDER BY id",
             (encode_opt_time(created_before), encode_opt_time(created_before)),
         )

@@ -12,7 +12,6 @@ the same transaction as the money: a restart finds the plan where it was and ask
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +24,7 @@ from storage.codec import (
     encode_opt_time,
     encode_time,
 )
-from storage.db import Database
+from storage.db import Database, Row
 
 
 class PlanState(enum.StrEnum):
@@ -86,7 +85,7 @@ class PurchaseRecord:
     order_id: int | None
 
 
-def _plan(row: sqlite3.Row) -> Plan:
+def _plan(row: Row) -> Plan:
     return Plan(
         id=int(row["id"]),
         user_id=int(row["user_id"]),

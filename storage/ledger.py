@@ -21,7 +21,7 @@ from decimal import ROUND_DOWN, Context, Decimal, Inexact, InvalidOperation, Ove
 from bot.domain import RefundScope
 from bot.money import Money
 from storage.codec import decode_time, encode_decimal, encode_time
-from storage.db import Database, StorageError, Tx
+from storage.db import Database, Row, StorageError, Tx
 from storage.orders import UnknownUser
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class HistoryItem:
     pending: bool  # a purchase or renewal whose outcome is not known yet
 
 
-def _entry(row: sqlite3.Row) -> LedgerEntry:
+def _entry(row: Row) -> LedgerEntry:
     return LedgerEntry(
         id=int(row["id"]),
         user_id=int(row["user_id"]),
@@ -102,7 +102,7 @@ def _entry(row: sqlite3.Row) -> LedgerEntry:
     )
 
 
-def _history_item(row: sqlite3.Row) -> HistoryItem:
+def _history_item(row: Row) -> HistoryItem:
     kind = LedgerKind(row["kind"])
     amount = Decimal(row["amount"])
     if kind is LedgerKind.HOLD:
@@ -446,7 +446,8 @@ class LedgerRepo:
     async def open_holds(self, user_id: int | None = None) -> list[LedgerEntry]:
         """Holds not yet captured or released, oldest first (for reconciliation)."""
         rows = await self._db.fetchall(
-            "SELECT * FROM ledger AS h WHERE h.kind = 'hold' AND (? IS NULL OR h.user_id = ?) "
+            "SELECT * FROM ledger AS h WHERE h.kind = 'hold' "
+            "AND (CAST(? AS BIGINT) IS NULL OR h.user_id = ?) "
             "AND NOT EXISTS (SELECT 1 FROM ledger AS s WHERE s.hold_id = h.id "
             "AND s.kind IN ('capture', 'release')) ORDER BY h.id",
             (user_id, user_id),

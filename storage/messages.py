@@ -10,19 +10,18 @@ bounded number of refusals, marked failed: never sent again, listed for the admi
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import Sms
 from storage.codec import decode_opt_time, decode_time, encode_opt_time, encode_time
-from storage.db import Database
+from storage.db import Database, Row
 from storage.models import StoredMessage
 from storage.offer_stats import record_first_sms
 
 
-def _message(row: sqlite3.Row) -> StoredMessage:
+def _message(row: Row) -> StoredMessage:
     return StoredMessage(
         id=int(row["id"]),
         order_id=int(row["order_id"]),

@@ -13,13 +13,12 @@ the counts of the recent ring) and into ``offer_recent``, a ring of the last
 from __future__ import annotations
 
 import enum
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from storage.codec import decode_opt_time, decode_time, encode_time
-from storage.db import Database, Tx
+from storage.db import Database, Row, Tx
 from storage.models import OrderStatus
 
 RECENT_WINDOW = 100  # outcomes kept per offer for the recent share and the typical time
@@ -185,11 +184,11 @@ def _key(ref: OfferRef) -> tuple[str, str, str, str]:
     return (ref.provider, ref.service, ref.country, ref.kind)
 
 
-def _ref(row: sqlite3.Row) -> OfferRef:
+def _ref(row: Row) -> OfferRef:
     return OfferRef(row["provider"], row["service"], row["country"], row["kind"])
 
 
-def _figures(row: sqlite3.Row, seconds: Iterable[int]) -> OfferFigures:
+def _figures(row: Row, seconds: Iterable[int]) -> OfferFigures:
     return OfferFigures(
         ref=_ref(row),
         samples=int(row["samples"]),
@@ -251,9 +250,7 @@ class OfferStatsRepo:
         return result
 
     @staticmethod
-    def _assemble(
-        rows: Sequence[sqlite3.Row], times: Sequence[sqlite3.Row]
-    ) -> dict[OfferRef, OfferFigures]:
+    def _assemble(rows: Sequence[Row], times: Sequence[Row]) -> dict[OfferRef, OfferFigures]:
         seconds: dict[OfferRef, list[int]] = {}
         for row in times:
             if row["seconds"] is not None:

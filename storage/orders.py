@@ -19,7 +19,7 @@ from storage.codec import (
     encode_opt_time,
     encode_time,
 )
-from storage.db import Database, StorageError, Tx
+from storage.db import Database, Row, StorageError, Tx
 from storage.models import OrderStatus, StoredOrder
 from storage.offer_stats import record_close
 
@@ -43,7 +43,7 @@ class UnknownUser(StorageError):
     """The order's user is not stored: ``UsersRepo.ensure`` them first."""
 
 
-def _order(row: sqlite3.Row) -> StoredOrder:
+def _order(row: Row) -> StoredOrder:
     remote = row["remote_status"]
     return StoredOrder(
         id=int(row["id"]),
@@ -156,7 +156,8 @@ class OrdersRepo:
         """Every active order (at ``provider``, or anywhere), oldest first (what the pollers
         and reminders work on)."""
         rows = await self._db.fetchall(
-            "SELECT * FROM orders WHERE status = 'active' AND (? IS NULL OR provider = ?) "
+            "SELECT * FROM orders WHERE status = 'active' "
+            "AND (CAST(? AS TEXT) IS NULL OR provider = ?) "
             "ORDER BY id",
             (provider, provider),
         )
@@ -169,7 +170,8 @@ class OrdersRepo:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         rows = await self._db.fetchall(
-            "SELECT * FROM orders WHERE user_id = ? AND (? IS NULL OR (status = 'active') = ?) "
+            "SELECT * FROM orders WHERE user_id = ? "
+            "AND (CAST(? AS BOOLEAN) IS NULL OR (status = 'active') = ?) "
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_id, active, active, limit, offset),
         )
@@ -190,7 +192,7 @@ class OrdersRepo:
     async def count_for_user(self, user_id: int, *, active: bool | None = None) -> int:
         row = await self._db.fetchone(
             "SELECT COUNT(*) FROM orders "
-            "WHERE user_id = ? AND (? IS NULL OR (status = 'active') = ?)",
+            "WHERE user_id = ? AND (CAST(? AS BOOLEAN) IS NULL OR (status = 'active') = ?)",
             (user_id, active, active),
         )
         return 0 if row is None else int(row[0])

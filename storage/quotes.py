@@ -8,7 +8,6 @@ that same user; old quotes are swept.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ from decimal import Decimal
 from bot.domain import OrderKind
 from bot.money import Money
 from storage.codec import decode_time, encode_decimal, encode_time
-from storage.db import Database
+from storage.db import Database, Row
 
 TOKEN_BYTES = 8  # 16 hex characters in the callback data
 
@@ -36,7 +35,7 @@ class Quote:
     created_at: datetime
 
 
-def _quote(row: sqlite3.Row) -> Quote:
+def _quote(row: Row) -> Quote:
     return Quote(
         id=row["id"],
         user_id=int(row["user_id"]),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from storage.codec import encode_time
-from storage.db import Database
+from storage.db import Database, Row
 from storage.ledger import exact_sum
 
 
@@ -54,6 +53,14 @@ class Stats:
             currency: exact_sum([self.revenue.get(currency, zero), -spend.get(currency, zero)])
             for currency in sorted(set(self.revenue) | set(spend))
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What is under way now (the gauges of /metrics)."""
+
+    active_orders: dict[tuple[str, str], int]  # (provider, kind) -> active orders
+    open_holds: int  # wallet holds neither captured nor released
 
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -127,6 +134,21 @@ class StatsRepo:
             failed_deliveries=int(failed[0]) if failed else 0,
         )
 
+    async def live(self) -> Live:
+        """Active orders by provider and kind, and open holds (each /metrics scrape)."""
+        rows = await self._db.fetchall(
+            "SELECT provider, kind, COUNT(*) FROM orders WHERE status = 'active' "
+            "GROUP BY provider, kind"
+        )
+        holds = await self._db.fetchone(
+            "SELECT COUNT(*) FROM ledger h WHERE h.kind = 'hold' "
+            "AND NOT EXISTS (SELECT 1 FROM ledger s WHERE s.hold_id = h.id)"
+        )
+        return Live(
+            {(str(r[0]), str(r[1])): int(r[2]) for r in rows},
+            int(holds[0]) if holds is not None else 0,
+        )
+
     async def requested_users(self, limit: int = 10) -> list[tuple[int, str | None]]:
         rows = await self._db.fetchall(
             "SELECT id, telegram_language FROM users WHERE access = 'requested' "
@@ -135,7 +157,7 @@ class StatsRepo:
         )
         return [(int(r["id"]), r["telegram_language"]) for r in rows]
 
-    async def orders_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+    async def orders_after(self, after_id: int, limit: int) -> list[Row]:
         """Orders with an id above ``after_id``, in id order, with the user's @username (a
         page of the export: memory stays bounded however many orders there are)."""
         return await self._db.fetchall(
@@ -147,7 +169,7 @@ class StatsRepo:
             (after_id, limit),
         )
 
-    async def ledger_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+    async def ledger_after(self, after_id: int, limit: int) -> list[Row]:
         """Ledger rows with an id above ``after_id``, in id order (a page of the export)."""
         return await self._db.fetchall(
             "SELECT id, user_id, kind, amount, currency, hold_id, order_id, ref, actor, reason, "

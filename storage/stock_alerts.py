@@ -8,13 +8,12 @@ one gets True, and only that one sends the message.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.money import Money
 from storage.codec import decode_money, decode_opt_time, decode_time, encode_money, encode_time
-from storage.db import Database
+from storage.db import Database, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class TooManyAlerts(Exception):
     """The user has as many pending alerts as allowed."""
 
 
-def _alert(row: sqlite3.Row) -> StockAlert:
+def _alert(row: Row) -> StockAlert:
     return StockAlert(
         id=int(row["id"]),
         user_id=int(row["user_id"]),

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from storage.codec import decode_time, encode_time
-from storage.db import Database, StorageError
+from storage.db import Database, Row, StorageError
 from storage.models import Access, User
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(
         id=int(row["id"]),
         language=row["language"],
@@ -38,7 +37,7 @@ class UsersRepo:
         async with self._db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO users (id, language, first_seen) VALUES (?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET blocked_bot = 0 WHERE blocked_bot = 1",
+                "ON CONFLICT (id) DO UPDATE SET blocked_bot = 0 WHERE users.blocked_bot = 1",
                 (user_id, language, encode_time(now)),
             )
             row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))

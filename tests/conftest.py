@@ -10,6 +10,7 @@ import pytest
 
 from bot.providers.http import RetryPolicy
 from tests.emulators.base import FakeClock
+from tests.services import fresh_postgres_schema
 from tests.stack import Stack, running_stack
 
 
@@ -35,3 +36,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """The bot with all four providers (emulated) and a fake Bot API."""
     async with running_stack(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Where a storage test's database lives: a new SQLite file, then a new schema of the
+    test PostgreSQL (the same test runs on both)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "data" / "bot.sqlite3")
+        return
+    async with fresh_postgres_schema() as url:
+        yield url

@@ -8,9 +8,13 @@ saying what to start.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,3 +58,18 @@ def require_postgres() -> str:
 def require_redis() -> str:
     """The Redis URL, or skip/fail as the module docstring says."""
     return _require(redis_url(), 6379, "Redis", "redis-server --port 6379; TEST_REDIS_URL")
+
+
+@asynccontextmanager
+async def fresh_postgres_schema() -> AsyncIterator[str]:
+    """A URL whose connections use a new, empty schema of the test database (dropped after)."""
+    base = require_postgres()
+    schema = f"test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        glue = "&" if "?" in base else "?"
+        yield f"{base}{glue}search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()

@@ -50,8 +50,8 @@ RENTAL = Purpose(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def db(db_location: str) -> AsyncIterator[Database]:
+    database = await Database.open(db_location)
     await UsersRepo(database).ensure(USER, "en", FakeClock().now())
     ledger = LedgerRepo(database)
     await ledger.adjust(USER, usd("100.00"), 1, "test", FakeClock().now())
@@ -162,10 +162,10 @@ async def test_a_failed_call_releases_its_hold_once(db: Database) -> None:
 
 
 async def test_two_processes_cannot_buy_one_quote_or_act_twice_on_an_order(
-    db: Database, tmp_path: Path
+    db: Database, db_location: str
 ) -> None:
     clock = FakeClock()
-    other = await Database.open(tmp_path / "bot.sqlite3")  # a second process's connection
+    other = await Database.open(db_location)  # a second process's connection
     try:
         mine, theirs = IntentsRepo(db), IntentsRepo(other)
         await mine.open(IntentAction.BUY, USER, RENTAL, clock.now(), pays=True, quote_id="q1")

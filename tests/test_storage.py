@@ -30,12 +30,12 @@ MSK = timezone(timedelta(hours=3))
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "bot.sqlite3"
+def db_path(db_location: str) -> str:
+    return db_location
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[Storage]:
+async def store(db_path: str, clock: FakeClock) -> AsyncIterator[Storage]:
     storage = await Storage.open(db_path)
     try:
         await storage.users.ensure(USER, "en", clock.now())
@@ -94,8 +94,10 @@ async def test_order_round_trip_is_exact(store: Storage, clock: FakeClock, db_pa
     assert stored.created_at == stored.updated_at == clock.now()
     assert store.orders.to_order(stored) == replace(order, bought_at=clock.now())
 
+    typeof = "typeof" if store.db.dialect == "sqlite" else "pg_typeof"
     row = await store.db.fetchone(
-        "SELECT typeof(price), price, display_price, expires_at, meta FROM orders WHERE id = ?",
+        f"SELECT CAST({typeof}(price) AS TEXT), price, display_price, expires_at, meta "  # noqa: S608
+        "FROM orders WHERE id = ?",
         (stored.id,),
     )
     assert row is not None

@@ -77,8 +77,8 @@ async def open_env(path: str | Path, clock: FakeClock) -> Env:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "bot.sqlite3"
+def db_path(db_location: str) -> str:
+    return db_location
 
 
 @pytest.fixture
