@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import os
-import sqlite3
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from storage.db import Row
 from storage.stats import StatsRepo
 
 PAGE = 500
@@ -55,7 +55,7 @@ LEDGER_COLUMNS = (
 )
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
-Fetch = Callable[[int, int], Awaitable[list[sqlite3.Row]]]
+Fetch = Callable[[int, int], Awaitable[list[Row]]]
 
 
 @dataclass(frozen=True, slots=True)
