@@ -95,6 +95,21 @@ def create_webhook_app(
     burst: int = 5,
     every: float = 12.0,
 ) -> web.Application:
+    """An app of these routes alone (the bot serves them in :mod:`bot.web`'s one app)."""
+    app = web.Application(client_max_size=MAX_BODY)
+    add_webhook_routes(app, watcher, secret, clock=clock, burst=burst, every=every)
+    return app
+
+
+def add_webhook_routes(
+    app: web.Application,
+    watcher: Watcher,
+    secret: str,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    burst: int = 5,
+    every: float = 12.0,
+) -> None:
     """``secret``: Settings.webhook_secret (the key of every rental's token)."""
     buckets = _Buckets(clock, burst, every)
 
@@ -102,9 +117,9 @@ def create_webhook_app(
         token = request.match_info.get("token", "")
         if not _TOKEN.fullmatch(token):
             return web.Response(status=404)
-        if (request.content_length or 0) > MAX_BODY:
+        body = await _read_at_most(request, MAX_BODY)
+        if body is None:
             return web.Response(status=413)
-        body = await request.read()
         try:
             rent_id, sms = parse_webhook(body)
         except Exception as exc:  # deep nesting, dates out of range...: the body is bad
@@ -132,9 +147,22 @@ def create_webhook_app(
             return web.Response(status=503)  # polling will find the SMS
         return web.Response(text="OK")
 
-    app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(PATH, smsonline)
-    return app
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than ``limit`` (declared or sent: the app the
+    routes are in may allow larger bodies for other routes)."""
+    if (request.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def start_webhook(
