@@ -81,8 +81,8 @@ class StatsRepo:
         are those of that period (``since`` included, ``until`` not); users are always all."""
         period = _period(since, until)
         users = await self._db.fetchone(
-            "SELECT COUNT(*), SUM(access = 'approved'), SUM(access = 'requested'), "
-            "SUM(blocked) FROM users"
+            "SELECT COUNT(*), SUM(CASE WHEN access = 'approved' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN access = 'requested' THEN 1 ELSE 0 END), SUM(blocked) FROM users"
         )
         assert users is not None
         orders = await self._db.fetchall(

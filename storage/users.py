@@ -50,7 +50,7 @@ class UsersRepo:
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE users SET telegram_language = ? "
-                "WHERE id = ? AND telegram_language IS NOT ?",
+                "WHERE id = ? AND telegram_language IS DISTINCT FROM ?",
                 (language, user_id, language),
             )
         return changed == 1
@@ -60,7 +60,7 @@ class UsersRepo:
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE users SET full_name = ?, username = ? "
-                "WHERE id = ? AND (full_name IS NOT ? OR username IS NOT ?)",
+                "WHERE id = ? AND (full_name IS DISTINCT FROM ? OR username IS DISTINCT FROM ?)",
                 (full_name, username, user_id, full_name, username),
             )
         return changed == 1

@@ -32,10 +32,29 @@ def fast_retry() -> RetryPolicy:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
     """The bot with all four providers (emulated) and a fake Bot API."""
+    if "stack_database" in request.fixturenames:
+        request.getfixturevalue("stack_database")  # before the stack is made
     async with running_stack(tmp_path) as running:
         yield running
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked ``both_databases`` runs each test on SQLite and on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_databases") is None:
+        return
+    if "stack_database" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("stack_database")
+    metafunc.parametrize("stack_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def stack_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What ``running_stack`` opens in this test: ``sqlite`` or ``postgresql``."""
+    backend = str(getattr(request, "param", "sqlite"))
+    monkeypatch.setenv("TEST_STACK_DATABASE", backend)
+    return backend
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.providers.http import RetryPolicy
 from tests.emulators.base import FakeClock
 from tests.emulators.suite import EmulatorSuite
 from tests.fakes.telegram import TOKEN, BotClient, FakeBotApi
+from tests.services import fresh_postgres_schema
 
 PROVIDER_ENV_NAMES = (
     "BOT_TOKEN",
@@ -75,18 +77,31 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    tmp_path: Path, only: tuple[str, ...] | None = None, **overrides: Any
+    tmp_path: Path,
+    only: tuple[str, ...] | None = None,
+    *,
+    postgres: bool | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
+    """``postgres``: on a new schema of the test PostgreSQL instead of a SQLite file (None:
+    when ``TEST_STACK_DATABASE=postgresql``, a way to run any end-to-end test on it)."""
+    if postgres is None:
+        postgres = os.environ.get("TEST_STACK_DATABASE") == "postgresql"
     suite = EmulatorSuite()
     await suite.start()
     api = FakeBotApi(clock=suite.clock)
     slept: list[float] = []
+    resources = AsyncExitStack()
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
         await asyncio.sleep(0)
 
     try:
+        if postgres and "database_url" not in overrides:
+            overrides["database_url"] = await resources.enter_async_context(
+                fresh_postgres_schema()
+            )
         settings = stack_settings(suite, tmp_path / "bot.sqlite3", only, **overrides)
         app = await create_app(
             settings,
@@ -101,3 +116,4 @@ async def running_stack(
             await app.close()
     finally:
         await suite.stop()
+        await resources.aclose()

@@ -5,9 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from aiogram.methods import SendMessage
 
 from tests.stack import running_stack
+
+pytestmark = pytest.mark.both_databases
 
 ADMIN = 1001
 

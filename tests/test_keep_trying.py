@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiogram.types import Message
 
 from bot import texts
@@ -27,6 +28,8 @@ from storage.orders import OrdersRepo
 from tests.fakes.telegram import BotClient, FakeBotApi
 from tests.stack import Stack, running_stack, stack_settings
 from tests.test_flow_orders import WAIT, HeldAnswers, deliver_sms
+
+pytestmark = pytest.mark.both_databases  # the money paths, on SQLite and PostgreSQL
 
 ADMIN = 1001
 USER = 5005
@@ -344,7 +347,13 @@ async def test_a_restart_between_the_cancel_and_the_next_purchase(tmp_path: Path
 
         api = FakeBotApi(clock=stack.clock)
         again = await create_app(
-            stack_settings(stack.suite, tmp_path / "bot.sqlite3", TWO, **PUBLIC),
+            stack_settings(
+                stack.suite,
+                tmp_path / "bot.sqlite3",
+                TWO,
+                database_url=stack.app.settings.database_url,  # the same database
+                **PUBLIC,
+            ),
             session=api,
             clock=stack.clock,
             retry=RetryPolicy(attempts=2, initial_delay=0.001, max_delay=0.01),

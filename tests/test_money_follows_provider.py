@@ -40,6 +40,8 @@ from tests.test_flow_orders import (
     stored_orders,
 )
 
+pytestmark = pytest.mark.both_databases  # the money paths, on SQLite and PostgreSQL
+
 ADMIN = 1001
 BUYER = 5005
 PUBLIC: dict[str, Any] = {"access_mode": "public", "admin_ids": frozenset({ADMIN})}
@@ -302,7 +304,11 @@ async def test_doctor_ledger_agrees_then_reports_a_stray_hold(stack: Stack) -> N
 
 async def _doctor_finds_the_stray_hold(stack: Stack, telegram_url: str) -> None:
     settings = stack_settings(
-        stack.suite, Path(stack.app.db.path), telegram_api_url=telegram_url, **PUBLIC
+        stack.suite,
+        stack.app.settings.database_path,
+        telegram_api_url=telegram_url,
+        database_url=stack.app.settings.database_url,  # the same database
+        **PUBLIC,
     )
     out = io.StringIO()
     assert await doctor(settings, out, ledger=True) == 0, out.getvalue()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiogram.methods import SendInvoice, SetMyCommands
 from aiogram.types import Message, SuccessfulPayment, Update
 
@@ -15,6 +16,8 @@ from bot.money import Money
 from bot.services.wallet import WalletService
 from tests.fakes.telegram import BotClient
 from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.both_databases  # the money paths, on SQLite and PostgreSQL
 
 ADMIN = 1001
 PUBLIC: dict[str, Any] = {
