@@ -8,7 +8,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.enums import ChatType
@@ -138,56 +138,32 @@ async def _point_to_private(message: Message, bot: Bot) -> None:
 class _Window:
     start: datetime
     count: int = 0
-    warned: bool = False
 
 
-class RateLimit(BaseMiddleware):
-    """At most ``limit`` messages and taps per user in each ``window``: beyond it, the first
-    one is answered "slow down" once and the rest silently, and no handler runs (so no
-    provider is asked). Payments always pass. Memory is bounded: windows that ended are
-    dropped as new ones open, and at most ``max_users`` are remembered at once."""
+class RateCounter(Protocol):
+    async def hit(self, user_id: int) -> tuple[int, float] | None:
+        """Count one more for the user: (count in the current window, seconds until it ends),
+        or None when it cannot be known now (then the update passes)."""
 
-    def __init__(
-        self,
-        clock: Clock,
-        *,
-        limit: int,
-        window: float,
-        exempt: Callable[[int], bool] = lambda _user_id: False,
-        max_users: int = 50_000,
-    ) -> None:
+
+class MemoryRateCounter:
+    """Windows in this process, from each user's first message. Memory is bounded: windows
+    that ended are dropped as new ones open, and at most ``max_users`` are remembered."""
+
+    def __init__(self, clock: Clock, window: float, max_users: int = 50_000) -> None:
         self._clock = clock
-        self._limit = limit
         self._window = timedelta(seconds=window)
-        self._exempt = exempt
         self._max_users = max_users
         self._windows: dict[int, _Window] = {}  # oldest window first
 
     def __len__(self) -> int:
         return len(self._windows)
 
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
-        if self._limit <= 0 or user is None or _is_payment(event) or self._exempt(user.id):
-            return await handler(event, data)
+    async def hit(self, user_id: int) -> tuple[int, float]:
         now = self._clock.now()
-        window = self._open(user.id, now)
+        window = self._open(user_id, now)
         window.count += 1
-        if window.count <= self._limit:
-            return await handler(event, data)
-        first = not window.warned
-        window.warned = True
-        if first:
-            log.info("user %s is over the rate limit", user.id)
-        wait = max(1, math.ceil((window.start + self._window - now).total_seconds()))
-        if isinstance(event, CallbackQuery):
-            await answer(event, texts.slow_down(wait) if first else None, alert=first)
-        elif isinstance(event, Message) and first:
-            try:
-                await event.answer(texts.slow_down(wait))
-            except TelegramAPIError as exc:
-                log.info("could not tell user %s to slow down: %s", user.id, type(exc).__name__)
-        return None
+        return window.count, (window.start + self._window - now).total_seconds()
 
     def _open(self, user_id: int, now: datetime) -> _Window:
         window = self._windows.get(user_id)
@@ -205,3 +181,49 @@ class RateLimit(BaseMiddleware):
             if now - oldest.start < self._window and len(self._windows) < self._max_users:
                 return
             del self._windows[oldest_id]
+
+
+class RateLimit(BaseMiddleware):
+    """At most ``limit`` messages and taps per user in each ``window``: beyond it, the first
+    one is answered "slow down" once and the rest silently, and no handler runs (so no
+    provider is asked). Payments always pass. The windows are counted in this process
+    (:class:`MemoryRateCounter`) unless a shared ``counter`` is given (Redis)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        limit: int,
+        window: float,
+        exempt: Callable[[int], bool] = lambda _user_id: False,
+        max_users: int = 50_000,
+        counter: RateCounter | None = None,
+    ) -> None:
+        self._limit = limit
+        self._exempt = exempt
+        self._counter = counter or MemoryRateCounter(clock, window, max_users)
+
+    def __len__(self) -> int:
+        """Users remembered in this process (0 with a shared counter)."""
+        return len(self._counter) if isinstance(self._counter, MemoryRateCounter) else 0
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if self._limit <= 0 or user is None or _is_payment(event) or self._exempt(user.id):
+            return await handler(event, data)
+        hit = await self._counter.hit(user.id)
+        if hit is None or hit[0] <= self._limit:
+            return await handler(event, data)
+        count, left = hit
+        first = count == self._limit + 1  # one "slow down" per window, in every replica
+        if first:
+            log.info("user %s is over the rate limit", user.id)
+        wait = max(1, math.ceil(left))
+        if isinstance(event, CallbackQuery):
+            await answer(event, texts.slow_down(wait) if first else None, alert=first)
+        elif isinstance(event, Message) and first:
+            try:
+                await event.answer(texts.slow_down(wait))
+            except TelegramAPIError as exc:
+                log.info("could not tell user %s to slow down: %s", user.id, type(exc).__name__)
+        return None
