@@ -6,8 +6,9 @@ import asyncio
 import logging
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -33,6 +34,8 @@ from bot.handlers import keep_trying as keep_trying_handlers
 from bot.handlers import settings as settings_handlers
 from bot.handlers import wallet as wallet_handlers
 from bot.i18n import UserLocaleMiddleware, create_i18n
+from bot.logs import user_log_context
+from bot.metrics import Metrics
 from bot.middlewares import (
     BuyersOnly,
     PrivateChatsOnly,
@@ -65,7 +68,8 @@ from bot.services.reconcile import Reconciler
 from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import WalletService
 from bot.timezones import ZoneMiddleware
-from bot.webhook import RentalHooks, start_webhook
+from bot.web import receive_by_webhook, start_web
+from bot.webhook import RentalHooks
 from storage.admin_summaries import AdminSummariesRepo
 from storage.broadcasts import BroadcastsRepo
 from storage.db import Database
@@ -82,6 +86,9 @@ from storage.reminders import RemindersRepo
 from storage.stats import StatsRepo
 from storage.stock_alerts import StockAlertsRepo
 from storage.users import UsersRepo
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,8 @@ class App:
     watcher: Watcher
     reconciler: Reconciler
     stock_alerts: StockAlertService
+    redis: Redis | None = None  # with REDIS_URL: the FSM and the guards (redis_backends)
+    metrics: Metrics = field(default_factory=Metrics)  # this app's registry (/metrics)
 
     @property
     def broadcasts(self) -> BroadcastService:
@@ -127,6 +136,8 @@ class App:
         await self.bot.session.close()
         await self.http.aclose()
         await self.db.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def provider_client(settings: Settings) -> httpx.AsyncClient:
@@ -198,7 +209,17 @@ async def create_app(
 ) -> App:
     """Everything wired; nothing started. Tests pass a fake Bot API session and a fake clock."""
     check_startable(settings)
-    db = await Database.open(settings.database_path)
+    redis, shared = None, None
+    if settings.redis_url is not None:  # imported only then (redis costs ~6 MB)
+        from bot import redis_backends
+
+        redis = redis_backends.connect(settings.redis_url.get_secret_value())
+        if (why := await redis_backends.check(redis)) is not None:
+            await redis.aclose()
+            raise StartupError(f"REDIS_URL: Redis does not answer ({why})")
+        shared = redis_backends.shared(redis, settings)
+    db = await Database.open(settings.database_location())
+    metrics = Metrics()
     http = provider_client(settings)
     secret = settings.webhook_secret()
     # Each SMS.online rent gets a webhook URL of its own (a shared one could push into any).
@@ -208,7 +229,15 @@ async def create_app(
         else None
     )
     providers = dict(
-        build_providers(settings, http, clock=clock, retry=retry, sleep=sleep, webhook_url=hook)
+        build_providers(
+            settings,
+            http,
+            clock=clock,
+            retry=retry,
+            sleep=sleep,
+            webhook_url=hook,
+            metrics=metrics,
+        )
     )
     converter = CurrencyConverter(settings.display_currency, settings.exchange_rates)
     users, order_repo, messages_repo = UsersRepo(db), OrdersRepo(db), MessagesRepo(db)
@@ -231,7 +260,7 @@ async def create_app(
 
     i18n = create_i18n()
     dp = Dispatcher(
-        storage=SqliteStorage(db),
+        storage=shared.fsm if shared else SqliteStorage(db),
         settings=settings,
         providers=providers,
         users=users,
@@ -247,6 +276,9 @@ async def create_app(
             QuotesRepo(db),
             clock=clock,
             billing=billing,
+            guard=shared.purchases if shared else None,
+            locks=shared.buy_locks if shared else None,
+            metrics=metrics,
         ),
         orders=OrderService(
             providers,
@@ -257,10 +289,18 @@ async def create_app(
             clock=clock,
             billing=billing,
             plans=KeepTryingRepo(db),  # a keep-trying try's card says so
+            guard=shared.orders if shared else None,
+            metrics=metrics,
         ),
         wallet=wallet,
         billing=billing,  # who pays from a wallet (the confirm screen shows their balance)
     )
+    dp.update.outer_middleware(user_log_context)  # the update's user id on each log record
+    dp.update.outer_middleware(metrics.count_update)
+    for name, observer in dp.observers.items():
+        if name not in ("update", "error"):
+            observer.middleware(metrics.time_handler)  # by the handler that takes the event
+    dp["metrics"] = metrics
     dp.update.outer_middleware(UserMiddleware(users, clock))
     dp.update.outer_middleware(ZoneMiddleware())  # times in the user's zone (after the user)
     dp["clock"] = clock
@@ -305,6 +345,7 @@ async def create_app(
         limit=settings.rate_limit_count,
         window=settings.rate_limit_window,
         exempt=access.is_admin,
+        counter=shared.rate if shared else None,  # shared by the replicas with Redis
     )
     private_only = PrivateChatsOnly()
     for observer in (dp.message, dp.callback_query):  # in this order, before any handler
@@ -346,7 +387,8 @@ async def create_app(
     late_offers = buy.LateOffers(bound=settings.provider_timeout * settings.provider_retries + 10)
     bot.session.middleware(late_offers)
     dp["late_offers"] = late_offers
-    notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep)
+    bot.session.middleware(metrics.time_request)
+    notifier = Notifier(bot, users, sleep=sleep or asyncio.sleep, metrics=metrics)
     messenger = Messenger(notifier, users, i18n)
     dp["messenger"] = messenger
     dp["broadcasts"] = BroadcastService(
@@ -387,6 +429,7 @@ async def create_app(
         settle_after=timedelta(seconds=2 * settings.provider_timeout + 30),
         interval=settings.reconcile_interval,
         sleep=sleep or asyncio.sleep,
+        metrics=metrics,
     )
     watcher = Watcher(
         providers,
@@ -409,11 +452,26 @@ async def create_app(
             rate=settings.poll_rate,
             hot_for=settings.poll_hot_for,
             cold_interval=settings.poll_cold_interval,
+            replica=settings.replica_id,
+            lease=timedelta(seconds=settings.order_lease),
             reminders=settings.rental_reminders,
             auto_renew_before=settings.auto_renew_before,
         ),
     )
-    return App(settings, db, http, providers, bot, dp, i18n, watcher, reconciler, stock_alerts)
+    return App(
+        settings,
+        db,
+        http,
+        providers,
+        bot,
+        dp,
+        i18n,
+        watcher,
+        reconciler,
+        stock_alerts,
+        redis,
+        metrics=metrics,
+    )
 
 
 def admin_commands() -> list[BotCommand]:
@@ -506,20 +564,24 @@ async def serve(settings: Settings) -> None:
     alerting = asyncio.create_task(app.stock_alerts.run(), name="stock alerts")
     summarizing = asyncio.create_task(app.daily_summary.run(), name="daily summary")
     trying = asyncio.create_task(app.keep_trying.run(), name="keep trying")
-    webhook = None
+    server = None
     try:
-        secret = settings.webhook_secret()
-        if settings.webhook_base_url and secret:
-            webhook = await start_webhook(
-                app.watcher, secret, settings.webhook_host, settings.webhook_port
-            )
+        if settings.serves_http:  # webhooks, /healthz, /readyz, /metrics (bot.web)
+            server = await start_web(app, settings.webhook_host, settings.webhook_port)
         await set_commands(
             app.bot, app.i18n, wallets=settings.wallets_on, admins=settings.admin_ids
         )
         await app.broadcasts.resume()  # a broadcast a restart interrupted goes on
         await set_descriptions(app.bot, app.i18n)
-        await app.dp.start_polling(app.bot, handle_signals=True)
+        if settings.telegram_webhook_url:
+            await receive_by_webhook(app, handle_signals=True)  # until SIGTERM or SIGINT
+        else:
+            # Telegram refuses getUpdates while a webhook is set (a bot moved back to polling).
+            await app.bot.delete_webhook(drop_pending_updates=False)
+            await app.dp.start_polling(app.bot, handle_signals=True)
     finally:
+        if server is not None:
+            await server.cleanup()  # no new updates; those under way finish first
         app.watcher.stop()
         app.reconciler.stop()
         app.stock_alerts.stop()
@@ -530,8 +592,6 @@ async def serve(settings: Settings) -> None:
         await alerting
         await summarizing
         await trying
-        if webhook is not None:
-            await webhook.cleanup()
         await app.close()
 
 
@@ -541,5 +601,9 @@ def run(settings: Settings) -> int:
     except StartupError as exc:
         sys.stderr.write(f"cannot start: {exc}\n")
         return 2
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:  # found while starting (Redis does not answer)
+        sys.stderr.write(f"cannot start: {exc}\n")
+        return 2
     return 0

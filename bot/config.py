@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -23,6 +25,9 @@ from bot.services.access import AccessMode
 
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # setWebhook's secret_token
+# Paths of the bot's own HTTP server that the Telegram webhook's path must not take.
+_OWN_PATHS = ("/healthz", "/readyz", "/metrics", "/webhooks/")
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
@@ -106,6 +111,12 @@ class Settings(BaseSettings):
     low_balance_alert: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
     # Storage
     database_path: Path = Path("data/bot.sqlite3")
+    # postgresql://user:password@host:5432/db: PostgreSQL instead of the SQLite file (replicas)
+    database_url: SecretStr | None = None
+    # Several replicas: the FSM and the short-lived guards (double taps, rate limit, the
+    # per-provider purchase lock) in Redis, shared by every replica; unset, in this process.
+    redis_url: SecretStr | None = None  # redis://[:password@]host:port/db (may hold a password)
+    redis_prefix: str = Field(default="smsbot", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     # Money
     display_currency: str = "USD"
@@ -143,6 +154,10 @@ class Settings(BaseSettings):
     # reminder; other rentals are asked every poll_cold_interval seconds.
     poll_hot_for: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
     poll_cold_interval: float = Field(default=180.0, gt=0, le=3600)
+    # Replicas: this process's name in the order leases (default: the host name, stable over
+    # a restart, unique per container), and how long a lease lasts without being renewed.
+    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
+    order_lease: float = Field(default=60.0, ge=1, le=3600)
     rental_reminders: Annotated[tuple[timedelta, ...], NoDecode] = (
         timedelta(hours=24),
         timedelta(hours=1),
@@ -168,6 +183,11 @@ class Settings(BaseSettings):
     webhook_base_url: str | None = None
     webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook server must be reachable
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Telegram updates by webhook at this URL (unset: long polling); Telegram sends the
+    # secret in X-Telegram-Bot-Api-Secret-Token (unset: derived from the bot token).
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("bot_token", mode="after")
     @classmethod
@@ -194,6 +214,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url", "database_url", mode="before")
+    @classmethod
+    def _blank_redis_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(
+            r"^(redis|rediss|unix)://\S+$", value.get_secret_value().strip()
+        ):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -261,13 +295,30 @@ class Settings(BaseSettings):
     def _parse_lead(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
 
-    @field_validator("webhook_base_url", mode="before")
+    @field_validator(
+        "webhook_base_url", "telegram_webhook_url", "telegram_webhook_secret", mode="before"
+    )
     @classmethod
     def _blank_url_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("telegram_webhook_secret", mode="after")
+    @classmethod
+    def _secret_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError(
+                "must be 1-256 characters, each A-Z, a-z, 0-9, _ or - as Telegram requires"
+            )
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator(
         "webhook_base_url",
+        "telegram_webhook_url",
         "telegram_api_url",
         "getsms_base_url",
         "smsbus_base_url",
@@ -279,6 +330,22 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL, e.g. https://example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _blank_replica_is_the_host(cls, value: Any) -> Any:
+        return socket.gethostname() if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError(
+                "must be a postgresql:// URL (leave it out to use the SQLite DATABASE_PATH)"
+            )
+        return value
 
     @field_validator("getsms_currency", mode="before")
     @classmethod
@@ -296,6 +363,43 @@ class Settings(BaseSettings):
                 "and compare with `python -m bot doctor`"
             )
         return self
+
+    @model_validator(mode="after")
+    def _webhook_path_free(self) -> Settings:
+        path = self.telegram_webhook_path
+        if path is not None and any(path.startswith(own.rstrip("/")) for own in _OWN_PATHS):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_URL's path must not be /healthz, /readyz, /metrics or "
+                "under /webhooks/ (the bot serves those itself), e.g. https://bot.example.com/tg"
+            )
+        return self
+
+    @property
+    def telegram_webhook_path(self) -> str | None:
+        """The path the Telegram webhook is served at (TELEGRAM_WEBHOOK_URL's; "/" if none)."""
+        if self.telegram_webhook_url is None:
+            return None
+        return urlsplit(self.telegram_webhook_url).path or "/"
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether the bot runs its HTTP server (webhooks, /healthz, /readyz, /metrics): with
+        either webhook URL, or when WEBHOOK_PORT is given."""
+        return bool(
+            self.telegram_webhook_url
+            or self.webhook_base_url
+            or "webhook_port" in self.model_fields_set
+        )
+
+    def telegram_secret_token(self) -> str | None:
+        """What Telegram sends in X-Telegram-Bot-Api-Secret-Token: TELEGRAM_WEBHOOK_SECRET, else
+        an HMAC of the bot token (so every replica computes the same)."""
+        if self.telegram_webhook_secret is not None:
+            return self.telegram_webhook_secret.get_secret_value()
+        if self.bot_token is None:
+            return None
+        key = self.bot_token.get_secret_value().encode()
+        return hmac.new(key, b"telegram-webhook", hashlib.sha256).hexdigest()
 
     @property
     def wallets_on(self) -> bool:
@@ -319,8 +423,37 @@ class Settings(BaseSettings):
             self.smsonline_api_key,
         )
         values = [s.get_secret_value() for s in fields if s is not None]
+        telegram = self.telegram_secret_token()  # set or derived: the webhook's header
+        values += [telegram] if telegram else []
         webhook = self.webhook_secret()
-        return tuple(values + ([webhook] if webhook else []))
+        return tuple(
+            values
+            + ([webhook] if webhook else [])
+            + self._redis_passwords()
+            + self._database_passwords()
+        )
+
+    def _database_passwords(self) -> list[str]:
+        """The password in DATABASE_URL, as written and percent-decoded."""
+        if self.database_url is None:
+            return []
+        password = urlsplit(self.database_url.get_secret_value().strip()).password
+        return sorted({password, unquote(password)}) if password else []
+
+    def database_location(self) -> str:
+        """What ``Database.open`` takes: DATABASE_URL when set, else the SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value().strip()
+        return str(self.database_path)
+
+    def _redis_passwords(self) -> list[str]:
+        """The password in REDIS_URL (``:password@`` or ``?password=``), as written and
+        percent-decoded (the client decodes it)."""
+        if self.redis_url is None:
+            return []
+        parts = urlsplit(self.redis_url.get_secret_value().strip())
+        found = parse_qs(parts.query).get("password", []) + [parts.password or ""]
+        return sorted({form for p in found if p for form in (p, unquote(p))})
 
 
 _SECRET_NAME = re.compile(r"token|key|password|passwd|secret", re.IGNORECASE)

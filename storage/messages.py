@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import Sms
 from storage.codec import decode_opt_time, decode_time, encode_opt_time, encode_time
@@ -103,6 +103,27 @@ class MessagesRepo:
                 (order_id,),
             )
         return [_message(row) for row in rows]
+
+    async def claim(self, message_id: int, owner: str, now: datetime, hold: timedelta) -> bool:
+        """Take the sending of an undelivered message for ``hold`` (replicas: only the one
+        that holds it sends); True if ``owner`` holds it now. A claim that ran out (its
+        replica died mid-send) may be taken by another."""
+        async with self._db.transaction(shared=True) as tx:
+            changed = await tx.execute(
+                "UPDATE messages SET claimed_by = ?, claimed_until = ? "
+                "WHERE id = ? AND delivered_at IS NULL AND failed_at IS NULL "
+                "AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)",
+                (owner, encode_time(now + hold), message_id, encode_time(now), owner),
+            )
+        return changed == 1
+
+    async def unclaim(self, message_id: int, owner: str) -> None:
+        """Let any replica send it (Telegram could not take it now)."""
+        async with self._db.transaction(shared=True) as tx:
+            await tx.execute(
+                "UPDATE messages SET claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                (message_id, owner),
+            )
 
     async def mark_delivered(self, message_id: int, now: datetime) -> bool:
         """True only the first time for a message."""

@@ -425,6 +425,18 @@ CREATE TABLE keep_trying_offers (
 );
 """
 
+V13_LEASES = """
+-- Replicas (issue #13): the watcher runs in every replica and each active order is polled by
+-- the one that leases it (lease_owner, until lease_until; a dead replica's leases run out and
+-- another takes them). An SMS is sent by the one replica that claims it (claimed_by, until
+-- claimed_until; delivered_at is then set once, by a conditional UPDATE).
+ALTER TABLE orders ADD COLUMN lease_owner TEXT;
+ALTER TABLE orders ADD COLUMN lease_until TEXT;
+ALTER TABLE messages ADD COLUMN claimed_by TEXT;
+ALTER TABLE messages ADD COLUMN claimed_until TEXT;
+CREATE INDEX orders_active_by_provider ON orders (provider, id) WHERE status = 'active';
+"""
+
 _V3_TRIGGERS = V3_WALLETS_AND_ACCESS[
     V3_WALLETS_AND_ACCESS.index("CREATE TRIGGER") : V3_WALLETS_AND_ACCESS.index(
         "-- Access control"
@@ -458,6 +470,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "offer stats", V10_OFFER_STATS),
     Migration(11, "admin summary", V11_ADMIN_SUMMARY),
     Migration(12, "keep trying", V12_KEEP_TRYING),
+    Migration(13, "leases", V13_LEASES),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import Order, OrderKind, RemoteStatus
 from bot.money import Money
@@ -151,6 +151,47 @@ class OrdersRepo:
             (provider, provider_order_id),
         )
         return None if row is None else _order(row)
+
+    async def lease_active(
+        self, provider: str, owner: str, now: datetime, lease: timedelta
+    ) -> list[StoredOrder]:
+        """The provider's active orders this replica (``owner``) leases, oldest first, after
+        taking those nobody holds (new, or whose lease ran out) and renewing its own that are
+        past half their lease (so a round writes only every lease/2). On PostgreSQL rows other
+        transactions hold are skipped (``FOR UPDATE SKIP LOCKED``), not waited for: they are
+        taken next round. Two replicas never lease one order at once."""
+        stamp = encode_time(now)
+        skip_locked = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
+        async with self._db.transaction(shared=True) as tx:
+            await tx.execute(
+                "UPDATE orders SET lease_owner = ?, lease_until = ? WHERE id IN ("  # noqa: S608
+                "SELECT id FROM orders WHERE status = 'active' AND provider = ? AND ("
+                "lease_until IS NULL OR lease_until < ? OR (lease_owner = ? AND lease_until < ?))"
+                f"{skip_locked})",
+                (
+                    owner,
+                    encode_time(now + lease),
+                    provider,
+                    stamp,
+                    owner,
+                    encode_time(now + lease / 2),
+                ),
+            )
+            rows = await tx.fetchall(
+                "SELECT * FROM orders WHERE status = 'active' AND provider = ? "
+                "AND lease_owner = ? AND lease_until >= ? ORDER BY id",
+                (provider, owner, stamp),
+            )
+        return [_order(row) for row in rows]
+
+    async def release_leases(self, owner: str) -> int:
+        """Give up every lease of ``owner`` (a replica stopping): others take them at once."""
+        async with self._db.transaction(shared=True) as tx:
+            return await tx.execute(
+                "UPDATE orders SET lease_until = NULL WHERE lease_owner = ? "
+                "AND lease_until IS NOT NULL",
+                (owner,),
+            )
 
     async def list_active(self, provider: str | None = None) -> list[StoredOrder]:
         """Every active order (at ``provider``, or anywhere), oldest first (what the pollers

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from bot.money import Money
 from bot.providers.base import Order, OrderKind
 from bot.services.wallet import Hold, WalletService, minor_unit, price_with_markup
-from storage.db import Database
+from storage.db import Database, Row
 from storage.ledger import LedgerKind, LedgerRepo, UnknownHold, UnknownOrder, exact_sum
 from storage.migrations import MIGRATIONS
 from storage.orders import OrdersRepo, UnknownUser
@@ -90,7 +90,7 @@ async def env(db_path: Path, clock: FakeClock) -> AsyncIterator[Env]:
         await opened.db.close()
 
 
-async def ledger_rows(db: Database) -> list[sqlite3.Row]:
+async def ledger_rows(db: Database) -> list[Row]:
     return await db.fetchall("SELECT * FROM ledger ORDER BY id")
 
 

@@ -120,6 +120,10 @@ class WatchSettings:
     give_up_transient: int = 10  # failed sends in a row (5xx, network...): then marked failed
     transient_pause: timedelta = timedelta(seconds=5)  # a chat's pause after a 5xx/network
     short_retry: timedelta = timedelta(minutes=5)  # auto-renew again after "not enough money"
+    # Replicas: this process's name in the leases, and how long a lease (of an order to poll,
+    # of an SMS to send) lasts without renewal: a dead replica's orders move on within it.
+    replica: str = "main"
+    lease: timedelta = timedelta(seconds=60)
 
 
 @dataclass
@@ -224,6 +228,9 @@ class Watcher:
             await asyncio.gather(*loops)
         finally:
             await self.outbox.drain()
+            # another replica takes this one's orders at once, not after their leases
+            with self._isolated("releasing the leases"):
+                await self._repo.release_leases(self.settings.replica)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -306,12 +313,19 @@ class Watcher:
 
     # --- polling -----------------------------------------------------------------------------
 
+    async def _leased(self, pid: str) -> list[StoredOrder]:
+        """The provider's active orders this replica polls and looks after (all of them
+        when it runs alone; another replica's until its lease runs out)."""
+        return await self._repo.lease_active(
+            pid, self.settings.replica, self._clock.now(), self.settings.lease
+        )
+
     async def _poll_provider(self, pid: str, report: TickReport) -> list[StoredOrder] | None:
         """Poll the provider; its active orders as they were at the start of the round."""
         provider = self._providers.get(pid)
         if provider is None:
             return None
-        orders = await self._repo.list_active(pid)
+        orders = await self._leased(pid)
         self._forget_inactive(pid, orders)
         if not orders:
             return orders
@@ -650,14 +664,22 @@ class Watcher:
         order = await self._repo.get(order_id)
         if order is None:
             return None
+        replica = self.settings.replica
         for message in await self._messages.undelivered(order.id):
+            if not await self._messages.claim(
+                message.id, replica, self._clock.now(), self.settings.lease
+            ):
+                return None  # another replica is sending this order's SMS
             outcome, again_at = await self._push(order, message)
             if outcome is Outcome.SENT:
                 await self._messages.mark_delivered(message.id, self._clock.now())
                 self.delivered += 1
+                self._notifier.metrics.sms_pushed(order.provider, message, self._clock.now())
             elif outcome is Outcome.RETRY:
+                await self._messages.unclaim(message.id, replica)
                 return again_at
             elif outcome is Outcome.BLOCKED:
+                await self._messages.unclaim(message.id, replica)
                 return None  # kept until they write to the bot again
         return None
 
@@ -775,7 +797,7 @@ class Watcher:
         those it closed); all of them, read now, when the poll did not get that far."""
         now = self._clock.now()
         if orders is None:
-            orders = await self._repo.list_active(pid)
+            orders = await self._leased(pid)
         for listed in orders:
             order = report.fresh.get(listed.id, listed)
             if not order.is_active:
