@@ -397,6 +397,8 @@ async def create_app(
         broadcast_handlers.telegram_report(bot, messenger, i18n),
         clock=clock,
         sleep=sleep or asyncio.sleep,
+        replica=settings.replica_id,
+        lease=timedelta(seconds=settings.order_lease),
     )
     price_alerts.attach(messenger)
     stock_alerts.attach(alert_handlers.sender(messenger))
@@ -564,6 +566,11 @@ async def serve(settings: Settings) -> None:
     alerting = asyncio.create_task(app.stock_alerts.run(), name="stock alerts")
     summarizing = asyncio.create_task(app.daily_summary.run(), name="daily summary")
     trying = asyncio.create_task(app.keep_trying.run(), name="keep trying")
+    # A broadcast a restart interrupted goes on, and one a dead replica held is taken over.
+    stop_resuming = asyncio.Event()
+    resuming = asyncio.create_task(
+        app.broadcasts.keep_resuming(stop_resuming), name="broadcast resume"
+    )
     server = None
     try:
         if settings.serves_http:  # webhooks, /healthz, /readyz, /metrics (bot.web)
@@ -571,7 +578,6 @@ async def serve(settings: Settings) -> None:
         await set_commands(
             app.bot, app.i18n, wallets=settings.wallets_on, admins=settings.admin_ids
         )
-        await app.broadcasts.resume()  # a broadcast a restart interrupted goes on
         await set_descriptions(app.bot, app.i18n)
         if settings.telegram_webhook_url:
             await receive_by_webhook(app, handle_signals=True)  # until SIGTERM or SIGINT
@@ -587,6 +593,8 @@ async def serve(settings: Settings) -> None:
         app.stock_alerts.stop()
         app.daily_summary.stop()
         app.keep_trying.stop()
+        stop_resuming.set()
+        await resuming
         await watching
         await reconciling
         await alerting

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from storage.codec import decode_time, encode_time
 from storage.db import Database, Row, StorageError
@@ -129,6 +129,27 @@ class BroadcastsRepo:
                 (encode_time(now), broadcast_id),
             )
         return changed == 1
+
+    async def hold_sender(
+        self, broadcast_id: int, owner: str, now: datetime, lease: timedelta
+    ) -> bool:
+        """Take (or keep) the sending of a broadcast for ``lease``: True if ``owner`` sends it
+        now; False while another replica holds it (or it is not sending)."""
+        async with self._db.transaction(shared=True) as tx:
+            changed = await tx.execute(
+                "UPDATE broadcasts SET sender = ?, sender_until = ? "
+                "WHERE id = ? AND status = 'sending' "
+                "AND (sender_until IS NULL OR sender_until < ? OR sender = ?)",
+                (owner, encode_time(now + lease), broadcast_id, encode_time(now), owner),
+            )
+        return changed == 1
+
+    async def release_sender(self, owner: str) -> None:
+        """This replica stops: another may take its broadcasts at once."""
+        async with self._db.transaction(shared=True) as tx:
+            await tx.execute(
+                "UPDATE broadcasts SET sender_until = NULL WHERE sender = ?", (owner,)
+            )
 
     async def finish(self, broadcast_id: int, now: datetime) -> bool:
         async with self._db.transaction() as tx:

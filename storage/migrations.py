@@ -435,6 +435,10 @@ ALTER TABLE orders ADD COLUMN lease_until TEXT;
 ALTER TABLE messages ADD COLUMN claimed_by TEXT;
 ALTER TABLE messages ADD COLUMN claimed_until TEXT;
 CREATE INDEX orders_active_by_provider ON orders (provider, id) WHERE status = 'active';
+-- A broadcast is sent by the one replica that holds it (sender, until sender_until), so the
+-- rate stays within Telegram's and a dead sender's broadcast is taken over by another.
+ALTER TABLE broadcasts ADD COLUMN sender TEXT;
+ALTER TABLE broadcasts ADD COLUMN sender_until TEXT;
 """
 
 _V3_TRIGGERS = V3_WALLETS_AND_ACCESS[

@@ -23,6 +23,8 @@ from bot.app import App, create_app
 from bot.domain import Order, OrderKind, Sms
 from bot.money import Money
 from bot.providers.http import RetryPolicy
+from bot.services.broadcast import BroadcastService, Delivery, SendOutcome
+from storage.broadcasts import Broadcast, BroadcastsRepo, Progress
 from storage.db import Database
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
@@ -213,3 +215,57 @@ async def test_an_sms_pushed_to_another_replica_is_sent_once(
         await asyncio.gather(stack.app.watcher.tick(), app_b.watcher.tick())
         total = sent_to(stack.api, user.chat.id) + sent_to(api_b, user.chat.id)
         assert sum("33333" in text for text in total) == 1
+
+
+# --- broadcasts ----------------------------------------------------------------------------
+
+
+def broadcaster(
+    db: Database, clock: FakeClock, name: str, sent: list[tuple[str, int]]
+) -> BroadcastService:
+    async def send(user_id: int, text: str) -> SendOutcome:
+        sent.append((name, user_id))
+        await asyncio.sleep(0)  # let the other replica run in between
+        return SendOutcome(Delivery.SENT)
+
+    async def report(broadcast: Broadcast, progress: Progress, done: bool) -> None:
+        return None
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    return BroadcastService(
+        BroadcastsRepo(db), send, report, clock=clock, sleep=no_wait, replica=name, lease=LEASE
+    )
+
+
+async def test_a_broadcast_is_sent_by_one_replica_and_taken_over_when_it_dies(
+    db_location: str, clock: FakeClock
+) -> None:
+    async with two_connections(db_location) as (db_a, db_b):
+        users = UsersRepo(db_a)
+        for user_id in range(1, 31):
+            await users.ensure(user_id, "en", clock.now())
+        repo = BroadcastsRepo(db_a)
+        first = await repo.create(USER, "news", clock.now())
+        assert await repo.start(first.id, USER, 1, clock.now())
+        sent: list[tuple[str, int]] = []
+        a, b = broadcaster(db_a, clock, "a", sent), broadcaster(db_b, clock, "b", sent)
+        await asyncio.gather(a.run(first.id), b.run(first.id))
+        assert sorted(user for _, user in sent) == list(range(1, 31))  # each user once
+        assert len({replica for replica, _ in sent}) == 1  # by one replica: one rate
+
+        # A second broadcast: "a" takes it and dies at once (holds it, sends nothing).
+        second = await repo.create(USER, "more news", clock.now())
+        assert await repo.start(second.id, USER, 2, clock.now())
+        assert await repo.hold_sender(second.id, "a", clock.now(), LEASE)
+        sent.clear()
+        assert (await b.run(second.id)).pending == 30  # held by "a": "b" leaves it
+        assert await b.resume() == [second.id]
+        await b.join()
+        assert sent == []
+        clock.advance(seconds=61)
+        assert await b.resume() == [second.id]
+        await b.join()
+        assert sorted(user for _, user in sent) == list(range(1, 31))
+        assert {replica for replica, _ in sent} == {"b"}

@@ -18,6 +18,7 @@ progress to the admin).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,8 @@ class BroadcastService:
         report_every: int = 25,
         report_interval: timedelta = timedelta(seconds=5),
         batch: int = 100,
+        replica: str = "main",
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         if per_second < 1 or attempts < 1 or report_every < 1 or batch < 1:
             raise ValueError("per_second, attempts, report_every and batch must be positive")
@@ -77,6 +80,8 @@ class BroadcastService:
         self._report_every = report_every
         self._report_interval = report_interval
         self._batch = batch
+        self._replica = replica  # replicas: the one holding a broadcast sends it
+        self._lease = lease
         self._tasks: dict[int, asyncio.Task[Progress]] = {}
 
     async def draft(self, admin_id: int, text: str) -> tuple[Broadcast, int]:
@@ -106,12 +111,23 @@ class BroadcastService:
         return task
 
     async def resume(self) -> list[int]:
-        """Go on with every broadcast a restart interrupted (at start-up)."""
+        """Go on with every broadcast a restart interrupted (at start-up), or that another
+        replica held and let go (called again every so often: see :meth:`keep_resuming`)."""
         ids = [broadcast.id for broadcast in await self._repo.sending()]
         for broadcast_id in ids:
             log.info("resuming broadcast %s", broadcast_id)
             self.launch(broadcast_id)
         return ids
+
+    async def keep_resuming(self, stopping: asyncio.Event) -> None:
+        """Until ``stopping``: every half lease, take over what a dead replica was sending."""
+        while not stopping.is_set():
+            try:
+                await self.resume()
+            except Exception:
+                log.exception("resuming broadcasts failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._lease.total_seconds() / 2)
 
     async def join(self) -> None:
         """Wait for the running broadcasts to finish (tests, and a graceful stop)."""
@@ -125,6 +141,10 @@ class BroadcastService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        try:
+            await self._repo.release_sender(self._replica)
+        except Exception:  # the lease runs out by itself
+            log.exception("could not let go of the broadcasts this replica sends")
 
     async def run(self, broadcast_id: int) -> Progress:
         """Send to every pending recipient, then mark the broadcast done."""
@@ -133,8 +153,19 @@ class BroadcastService:
             raise LookupError(f"no broadcast {broadcast_id}")
         window_start, in_window = self._clock.now(), 0
         reported_at, unreported = self._clock.now(), 0
+        held_at = self._clock.now()
+        if not await self._repo.hold_sender(broadcast_id, self._replica, held_at, self._lease):
+            log.info("broadcast %s is being sent by another replica", broadcast_id)
+            return await self._repo.progress(broadcast_id)
         while users := await self._repo.pending(broadcast_id, self._batch):
             for user_id in users:
+                if self._clock.now() - held_at >= self._lease / 3:  # keep holding it
+                    held_at = self._clock.now()
+                    if not await self._repo.hold_sender(
+                        broadcast_id, self._replica, held_at, self._lease
+                    ):
+                        log.warning("broadcast %s: taken over by another replica", broadcast_id)
+                        return await self._repo.progress(broadcast_id)
                 if in_window >= self._per_second:  # this second's share is used: wait
                     wait = 1.0 - (self._clock.now() - window_start).total_seconds()
                     if wait > 0:
