@@ -182,7 +182,7 @@ class Run:
             return
         assert user is not None
         text = _text(call)
-        if text:  # what the user reads: the message sent, or the one edited under the tap
+        if text and pending.measured:  # what the user reads: sent, or edited under the tap
             self.outcome.answers.setdefault(pending.label, f"{call.method}: {text[:100]}")
         if text and text.startswith(self.refusals):
             self._end(user, pending, refused=True)
