@@ -8,15 +8,15 @@ layer, the outbox and the reconciler set the provider, the order or the chat the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import Any, Concatenate, ParamSpec, Protocol, TextIO, TypeVar
 
 from bot.redact import RedactingFilter, Redactor
 
@@ -26,18 +26,61 @@ _context: ContextVar[Mapping[str, object]] = ContextVar("log_context", default=_
 Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
-@contextmanager
-def log_context(
-    *, user_id: int | None = None, order_id: int | None = None, provider: str | None = None
-) -> Iterator[None]:
-    """Within the block (and tasks it starts), log records carry these (None: unchanged)."""
-    given = {"user_id": user_id, "order_id": order_id, "provider": provider}
-    fields = {key: value for key, value in given.items() if value is not None}
-    token = _context.set(MappingProxyType({**_context.get(), **fields}))
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class log_context:  # lower case: used like a function
+    """``with log_context(order_id=...)`` (or ``async with``, beside another context manager):
+    within the block, and tasks it starts, log records carry these (None: unchanged)."""
+
+    def __init__(
+        self,
+        *,
+        user_id: int | None = None,
+        order_id: int | None = None,
+        provider: str | None = None,
+    ) -> None:
+        given = {"user_id": user_id, "order_id": order_id, "provider": provider}
+        self._fields = {key: value for key, value in given.items() if value is not None}
+        self._tokens: list[Token[Mapping[str, object]]] = []
+
+    def __enter__(self) -> None:
+        merged = MappingProxyType({**_context.get(), **self._fields})
+        self._tokens.append(_context.set(merged))
+
+    def __exit__(self, *_exc: object) -> None:
+        _context.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
+
+
+class _OrderLike(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def provider(self) -> str: ...
+
+
+S = TypeVar("S")
+Ord = TypeVar("Ord", bound=_OrderLike)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def order_log_context(
+    method: Callable[Concatenate[S, Ord, P], Awaitable[R]],
+) -> Callable[Concatenate[S, Ord, P], Awaitable[R]]:
+    """A decorator for ``async def method(self, order, ...)``: its records carry the order's
+    id and provider."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, order: Ord, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with log_context(order_id=order.id, provider=order.provider):
+            return await method(self, order, *args, **kwargs)
+
+    return wrapper
 
 
 def current_context() -> Mapping[str, object]:

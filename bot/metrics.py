@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 __all__ = ["CONTENT_TYPE_LATEST", "NO_METRICS", "Metrics"]
@@ -38,6 +45,11 @@ def kind_of(exc: BaseException) -> str:
     return label(_CAMEL.sub("_", name).lower())
 
 
+class Stored(Protocol):
+    @property
+    def stored_at(self) -> datetime: ...
+
+
 class ReconcileFindings(Protocol):
     recovered: list[int]
     released: list[int]
@@ -50,8 +62,11 @@ class Metrics:
     """Every metric of one app; ``render()`` gives the text format."""
 
     def __init__(self) -> None:
+        # No *_created series (noise on every dashboard); a process-wide switch.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory...
         self.updates = Counter(
             "bot_updates",
             "Telegram updates received, by type and whether a handler took them",
@@ -160,9 +175,11 @@ class Metrics:
         self.provider_requests.labels(provider, action, outcome).inc()
         self.provider_seconds.labels(provider, action).observe(seconds)
 
-    def sms_pushed(self, provider: str, stored_at: datetime, now: datetime) -> None:
+    def sms_pushed(self, provider: str, message: Stored, now: datetime) -> None:
+        """Telegram took the push of ``message`` at ``now`` (the app's clock)."""
+        delay = max((now - message.stored_at).total_seconds(), 0.0)
         self.sms_delivered.labels(provider).inc()
-        self.sms_delay.labels(provider).observe(max((now - stored_at).total_seconds(), 0.0))
+        self.sms_delay.labels(provider).observe(delay)
 
     def purchase(self, provider: str, kind: str, outcome: str) -> None:
         self.purchases.labels(provider, str(kind), outcome).inc()
