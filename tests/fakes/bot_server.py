@@ -3,6 +3,11 @@
 It answers what long polling needs (getMe, deleteWebhook, getUpdates, setMyCommands,
 sendMessage, answerCallbackQuery...) and records every call. ``push`` queues an update for
 the next getUpdates; getUpdates waits (bounded by the bot's own ``timeout``) for one.
+
+Webhooks as Telegram has them: ``setWebhook`` keeps the URL, the secret token and the allowed
+updates (``webhook``); while one is set, getUpdates is refused with Telegram's 409 Conflict
+until ``deleteWebhook``. ``post_update`` sends an update to the webhook with its secret, as
+Telegram does.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from tests.emulators.base import EmulatorServer
 
 BOT_USER = {"id": 42, "is_bot": True, "first_name": "Numbers Bot", "username": "numbers_bot"}
+CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
+    "delete the webhook first"
+)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass
@@ -35,10 +46,22 @@ class FakeBotServer(EmulatorServer):
         self.called = asyncio.Condition()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
+        self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while one is set
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
 
     def push(self, update: dict[str, Any]) -> None:
         self.updates.put_nowait({"update_id": next(self._update_ids), **update})
+
+    async def post_update(self, update: dict[str, Any], *, secret: str | None = None) -> int:
+        """POST ``update`` to the webhook set, with its secret token (or ``secret``, a forged
+        one; ``""``: none), as Telegram does; the HTTP status the bot answered."""
+        assert self.webhook is not None, "no webhook is set"
+        token = self.webhook.get("secret_token") if secret is None else secret
+        headers = {SECRET_HEADER: str(token)} if token else {}
+        body = {"update_id": next(self._update_ids), **update}
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(str(self.webhook["url"]), json=body, headers=headers)
+        return response.status_code
 
     async def wait_for(self, method: str, within: float = 20.0) -> BotApiCall:
         """The first recorded call of ``method`` (waiting for it, at most ``within`` s)."""
@@ -71,12 +94,21 @@ class FakeBotServer(EmulatorServer):
         self.log.append(call)
         async with self.called:
             self.called.notify_all()
+        if call.method.lower() == "getupdates" and self.webhook is not None:
+            error = {"ok": False, "error_code": 409, "description": CONFLICT}
+            return web.json_response(error, status=409)
         return web.json_response({"ok": True, "result": await self._result(call)})
 
     async def _result(self, call: BotApiCall) -> Any:
         method = call.method.lower()
         if method == "getme":
             return BOT_USER
+        if method == "setwebhook":
+            self.webhook = dict(call.params)
+            return True
+        if method == "deletewebhook":
+            self.webhook = None
+            return True
         if method == "getupdates":
             try:
                 wait = float(call.params.get("timeout", 0))
