@@ -10,7 +10,8 @@ import sys
 from dotenv import find_dotenv, load_dotenv
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.redact import Redactor, install_log_redaction
+from bot.logs import setup_logging
+from bot.redact import Redactor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,13 +34,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(settings: Settings | None, verbose: bool) -> None:
-    logging.basicConfig(
+    """Text lines, or JSON lines with LOG_FORMAT=json; every secret redacted in both."""
+    setup_logging(
+        Redactor(settings.secrets() if settings else ()),
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        json_lines=settings is not None and settings.log_format == "json",
     )
-    # httpx logs every request URL at INFO, query string (and so the API key) included.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    install_log_redaction(Redactor(settings.secrets() if settings else ()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,9 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.getsms_base_url == "http://127.0.0.1:9999"
     assert settings.smsbus_token is None  # blank means disabled
     assert TOKEN not in repr(settings)
-    assert settings.secrets() == (TOKEN, settings.webhook_secret())
+    # The token and what is derived from it: the Telegram webhook's header, the pushes' key.
+    telegram = settings.telegram_secret_token()
+    assert settings.secrets() == (TOKEN, telegram, settings.webhook_secret())
 
 
 def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
