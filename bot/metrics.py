@@ -69,7 +69,8 @@ class Metrics:
         ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory...
         self.updates = Counter(
             "bot_updates",
-            "Telegram updates received, by type and whether a handler took them",
+            "Telegram updates received, by type and whether a handler took them (true, false, "
+            "error: raised past the error handlers)",
             ["type", "handled"],
             registry=r,
         )
@@ -211,9 +212,16 @@ class Metrics:
         """Dispatcher ``update`` outer middleware: every update, by type, handled or not."""
         from aiogram.dispatcher.event.bases import UNHANDLED
 
-        result = await handler(event, data)
-        kind = getattr(event, "event_type", None) or "unknown"
-        self.updates.labels(label(str(kind)), str(result is not UNHANDLED).lower()).inc()
+        try:
+            kind = label(str(event.event_type))
+        except (AttributeError, LookupError):  # a type this aiogram does not know
+            kind = "unknown"
+        try:
+            result = await handler(event, data)
+        except Exception:
+            self.updates.labels(kind, "error").inc()
+            raise
+        self.updates.labels(kind, str(result is not UNHANDLED).lower()).inc()
         return result
 
     async def time_handler(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
