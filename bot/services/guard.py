@@ -1,23 +1,52 @@
-"""Exactly one call per action: a repeated tap is told "in progress" or "done", never re-run."""
+"""Exactly one call per action: a repeated tap is told "in progress" or "done", never re-run.
+
+:class:`Guard` is what the services use; :class:`OnceGuard` keeps it in this process, and
+:mod:`bot.redis_backends` in Redis, shared by every replica. Either is only about telling a
+repeated tap apart nicely: what must never happen twice (a purchase per quote, one open intent
+per order) is a database constraint.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import asyncio
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
-from typing import Generic, TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Generic, Protocol, TypeVar
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 
 class InProgress(Exception):
     """The same action is running right now."""
 
 
+class GuardUnavailable(InProgress):
+    """Whether the action runs elsewhere cannot be known now (the shared guard is down):
+    nothing was done; the caller may try again in a moment."""
+
+
 class AlreadyDone(Exception, Generic[R]):
     def __init__(self, result: R) -> None:
         super().__init__("already done")
         self.result = result
+
+
+class Guard(Protocol[R_contra]):
+    """``once(key)``: enter only if ``key`` is neither running nor done (else InProgress or
+    AlreadyDone(result)); ``done(key, result)`` inside it remembers the result."""
+
+    def once(self, key: Hashable) -> AbstractAsyncContextManager[None]: ...
+
+    async def done(self, key: Hashable, result: R_contra) -> None: ...
+
+
+class Locks(Protocol):
+    """``hold(name)``: wait for the one lock of that name (GuardUnavailable if it cannot be
+    known or had)."""
+
+    def hold(self, name: str) -> AbstractAsyncContextManager[None]: ...
 
 
 class OnceGuard(Generic[R]):
@@ -41,7 +70,7 @@ class OnceGuard(Generic[R]):
         finally:
             self._running.discard(key)
 
-    def done(self, key: Hashable, result: R) -> None:
+    async def done(self, key: Hashable, result: R) -> None:
         self._done[key] = result
         self._done.move_to_end(key)
         while len(self._done) > self._remember:
@@ -52,3 +81,15 @@ class OnceGuard(Generic[R]):
 
     def finished(self, key: Hashable) -> bool:
         return key in self._done
+
+
+class LocalLocks:
+    """One :class:`asyncio.Lock` per name, in this process."""
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        async with self._locks[name]:
+            yield

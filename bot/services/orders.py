@@ -19,6 +19,8 @@ from datetime import datetime
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.failpoints import crash_point
+from bot.logs import order_log_context
+from bot.metrics import NO_METRICS, Metrics
 from bot.money import MissingExchangeRate, Money
 from bot.providers.base import (
     CancelBlock,
@@ -40,7 +42,7 @@ from bot.providers.base import (
     Unsupported,
 )
 from bot.services.billing import FREE, Billing
-from bot.services.guard import InProgress, OnceGuard
+from bot.services.guard import Guard, InProgress, OnceGuard
 from bot.services.pricing import Pricing
 from bot.services.wallet import NotEnoughBalance
 from storage.intents import Intent, IntentAction, IntentBusy, IntentsRepo, Purpose
@@ -114,9 +116,13 @@ class OrderService:
         clock: Clock = SYSTEM_CLOCK,
         billing: Billing = FREE,
         plans: KeepTryingRepo | None = None,
+        guard: Guard[None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         """Users ``billing`` charges pay renewals; cancels refund what the provider returned.
-        ``plans``: the keep-trying plans, so a try's card says so."""
+        ``plans``: the keep-trying plans, so a try's card says so. ``guard``: one action per
+        order at a time (in this process unless given; a Redis one is shared by replicas)."""
+        self._metrics = metrics
         self._plans = plans
         self._providers = providers
         self._orders = orders
@@ -125,7 +131,7 @@ class OrderService:
         self._pricing = pricing
         self._billing = billing
         self._clock = clock
-        self.guard: OnceGuard[None] = OnceGuard(remember=0)
+        self.guard: Guard[None] = guard or OnceGuard(remember=0)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -173,6 +179,7 @@ class OrderService:
         state = await self.provider(order).state(order.to_order())
         return await self.apply_state(order, state)
 
+    @order_log_context  # its log records carry the order id and provider
     async def apply_state(self, order: StoredOrder, state: OrderState) -> AppliedState:
         """Store what the provider reported: new messages, a final status, a new end date."""
         now = self._clock.now()
@@ -194,6 +201,7 @@ class OrderService:
             )
             if refunded is not None:
                 log.info("order %s: %s refunded to user %s", order.id, refunded, order.user_id)
+                self._metrics.refund(order.provider, "closed")  # by the provider, no SMS
         elif order.remote_status != state.status:
             await self._orders.set_remote_status(order.id, state.status, now)
             stored_anew = True
@@ -204,6 +212,7 @@ class OrderService:
         stored = await self._reload(order) if stored_anew else order
         return AppliedState(stored, tuple(new), closed)
 
+    @order_log_context
     async def cancel(self, order: StoredOrder) -> ActionResult:
         """Cancel where the provider's rules allow it now (CancelRefused otherwise, with no
         provider call); the user gets back the share the provider returned."""
@@ -218,6 +227,7 @@ class OrderService:
             order, provider, IntentAction.CANCEL, OrderStatus.CANCELLED, terms.refund
         )
 
+    @order_log_context
     async def ban(self, order: StoredOrder) -> ActionResult:
         self._require_active(order)
         provider = self.provider(order)
@@ -225,6 +235,7 @@ class OrderService:
             order, provider, IntentAction.CANCEL, OrderStatus.BANNED, RefundScope.UNKNOWN
         )
 
+    @order_log_context
     async def finish(self, order: StoredOrder) -> ActionResult:
         """Close a used number (no money moves)."""
         self._require_active(order)
@@ -261,6 +272,7 @@ class OrderService:
         self._require_active(order)
         return await self.provider(order).renewal_options(order.to_order())
 
+    @order_log_context
     async def renew(self, order: StoredOrder, duration_hours: int) -> tuple[StoredOrder, Renewal]:
         """Renew, written ahead: the hold and the intent before the call, the new end and the
         capture after it. NotEnoughBalance before anything is sent when the wallet is short."""
@@ -351,6 +363,8 @@ class OrderService:
             closed, refunded = await self._intents.cancelled(
                 intent, status, outcome, self._clock.now()
             )
+        if refunded is not None:
+            self._metrics.refund(provider.id, status.value)  # cancelled, banned
         log.info(
             "order %s: %s confirmed by %s, provider returned %s, user refunded %s",
             order.id,

@@ -14,16 +14,16 @@ left to the :mod:`reconciler <bot.services.reconcile>`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.clock import SYSTEM_CLOCK, Clock
 from bot.failpoints import crash_point
+from bot.logs import log_context
+from bot.metrics import NO_METRICS, Metrics, kind_of
 from bot.money import Money
 from bot.providers.base import (
     Capability,
@@ -36,7 +36,7 @@ from bot.providers.base import (
     RemoteStatus,
 )
 from bot.services.billing import FREE, Billing
-from bot.services.guard import OnceGuard
+from bot.services.guard import Guard, LocalLocks, Locks, OnceGuard
 from bot.services.offers import OfferService, OffersResult, PricedOffer
 from bot.services.wallet import NotEnoughBalance
 from storage.intents import Intent, IntentAction, IntentsRepo, Purpose
@@ -106,8 +106,14 @@ class PurchaseService:
         *,
         clock: Clock = SYSTEM_CLOCK,
         billing: Billing = FREE,
+        guard: Guard[int] | None = None,
+        locks: Locks | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
-        """Users ``billing`` charges pay for what they buy from their wallets."""
+        """Users ``billing`` charges pay for what they buy from their wallets. ``guard`` tells
+        repeated taps apart and ``locks`` serialise purchases per provider: in this process
+        unless given (Redis ones are shared by every replica)."""
+        self._metrics = metrics
         self._providers = providers
         self._offers = offers
         self._orders = orders
@@ -115,8 +121,8 @@ class PurchaseService:
         self._quotes = quotes
         self._billing = billing
         self._clock = clock
-        self.guard: OnceGuard[int] = OnceGuard()
-        self._serial: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.guard: Guard[int] = guard or OnceGuard()
+        self._locks: Locks = locks or LocalLocks()  # one purchase at a time per provider
 
     async def quote(self, user_id: int, priced: PricedOffer) -> Quote:
         """Keep the price shown to ``user_id`` for this offer; the Buy button names it."""
@@ -153,7 +159,7 @@ class PurchaseService:
                     await self._remaining(quote.service, quote.country), quote.provider
                 )
             stored = await self._buy(user_id, quote)
-            self.guard.done(tap, stored.id)
+            await self.guard.done(tap, stored.id)
             return stored
 
     async def _buy(self, user_id: int, quote: Quote) -> StoredOrder:
@@ -186,6 +192,25 @@ class PurchaseService:
             cost=current.price,
             display_price=quote.display_price,
         )
+        listed = quote.kind in provider.listed_kinds
+        # Where a lost answer is looked for in the provider's order list, purchases at that
+        # provider go one at a time (in every replica, with Redis), so a new order in the list
+        # is ours. Held before the intent: a lock that cannot be had leaves the quote unused.
+        serial = self._locks.hold(provider.id) if listed else contextlib.nullcontext()
+        async with serial, log_context(provider=provider.id):
+            return await self._call(user_id, quote, provider, current, purpose, listed=listed)
+
+    async def _call(
+        self,
+        user_id: int,
+        quote: Quote,
+        provider: Provider,
+        current: Offer,
+        purpose: Purpose,
+        *,
+        listed: bool,
+    ) -> StoredOrder:
+        """Written ahead: the intent and the hold, the provider's purchase, the order."""
         pays = self._billing.charges(user_id)
         intent = await self._intents.open(
             IntentAction.BUY, user_id, purpose, self._clock.now(), pays=pays, quote_id=quote.id
@@ -194,32 +219,31 @@ class PurchaseService:
             raise NotEnoughBalance(quote.display_price, await self._billing.balance(user_id))
         crash_point("after_hold")
         ceiling = quote.price if Capability.MAX_PRICE in provider.capabilities else None
-        listed = quote.kind in provider.listed_kinds
-        # Where a lost answer is looked for in the provider's order list, this process's
-        # purchases at that provider go one at a time, so a new order in the list is ours.
-        async with self._serial[provider.id] if listed else contextlib.nullcontext():
-            known = await self._known_remote_ids(provider) if listed else None
-            try:
-                order = await provider.buy(current, max_price=ceiling)
-            except PurchaseOutcomeUnknown:
-                found = await self.find_lost(provider, intent, known)
-                if found is None:
-                    log.error("%s purchase outcome unknown (intent %s)", provider.id, intent.id)
-                    raise PurchaseUnconfirmed(
-                        intent,
-                        listed=listed,
-                        settles_by=intent.created_at + provider.unclaimed_window(quote.kind),
-                    ) from None
-                order = found
-            except ProviderError as exc:
-                await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
-                raise
-            finally:
-                self._offers.invalidate(quote.service, quote.country)
+        known = await self._known_remote_ids(provider) if listed else None
+        try:
+            order = await provider.buy(current, max_price=ceiling)
+        except PurchaseOutcomeUnknown:
+            found = await self.find_lost(provider, intent, known)
+            if found is None:
+                log.error("%s purchase outcome unknown (intent %s)", provider.id, intent.id)
+                self._metrics.purchase(provider.id, quote.kind, "unconfirmed")
+                raise PurchaseUnconfirmed(
+                    intent,
+                    listed=listed,
+                    settles_by=intent.created_at + provider.unclaimed_window(quote.kind),
+                ) from None
+            order = found
+        except ProviderError as exc:
+            self._metrics.purchase(provider.id, quote.kind, kind_of(exc))  # no_numbers...
+            await self._intents.failed(intent, f"refused: {exc}", self._clock.now())
+            raise
+        finally:
+            self._offers.invalidate(quote.service, quote.country)
         crash_point("after_answer")
         if order.price is None:
             order = _with_price(order, current.price)
         stored = await self._intents.bought(intent, order, self._clock.now())
+        self._metrics.purchase(provider.id, quote.kind, "bought")
         crash_point("after_commit")
         log.info(
             "user %s bought %s order %s (%s) for %s",
