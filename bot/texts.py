@@ -724,6 +724,10 @@ def in_progress() -> str:
     return _("Already in progress, one moment…")
 
 
+def try_again_shortly() -> str:
+    return _("Nothing was bought: please tap again in a moment.")
+
+
 def already_bought() -> str:
     return _("Already bought: see your numbers.")
 

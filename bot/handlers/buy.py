@@ -49,7 +49,7 @@ from bot.providers import identifiers
 from bot.providers.base import ProviderError
 from bot.services.billing import Billing
 from bot.services.catalog import CatalogService, MergedCatalog, search_query
-from bot.services.guard import AlreadyDone, InProgress
+from bot.services.guard import AlreadyDone, GuardUnavailable, InProgress
 from bot.services.offer_stats import Badge, Best, BestReason, OfferStatsService, ref_of
 from bot.services.offers import (
     OfferService,
@@ -557,6 +557,9 @@ async def confirm_buy(
     tap = callback_data.quote
     try:
         stored = await purchases.buy(query.from_user.id, callback_data.quote, tap=tap)
+    except GuardUnavailable:  # Redis does not answer: nothing was done (see redis_backends)
+        await answer(query, texts.try_again_shortly(), alert=True)
+        return
     except InProgress:
         await answer(query, texts.in_progress())
         return
