@@ -70,7 +70,7 @@ class Metrics:
         self.updates = Counter(
             "bot_updates",
             "Telegram updates received, by type and whether a handler took them (true, false, "
-            "error: raised past the error handlers)",
+            "or error: a handler raised, and the error handlers answered)",
             ["type", "handled"],
             registry=r,
         )

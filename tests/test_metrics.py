@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.methods import SendMessage
+from aiogram.types import Update
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import Metrics, handler_name, kind_of, label
@@ -238,3 +240,31 @@ def test_labels_are_bounded_names() -> None:
 
     assert handler_name(Handler()) == "buy.confirm"
     assert handler_name(None) == "unknown"
+
+
+async def test_an_update_whose_handler_raised_is_counted_as_an_error() -> None:
+    metrics = Metrics()
+    update = Update.model_validate(
+        {
+            "update_id": 1,
+            "callback_query": {
+                "id": "1",
+                "chat_instance": "1",
+                "from": {"id": 5, "is_bot": False, "first_name": "Eve"},
+                "data": "x",
+            },
+        }
+    )
+
+    async def failing(event: object, data: dict[str, object]) -> object:
+        raise RuntimeError("a handler's bug")
+
+    async def unhandled(event: object, data: dict[str, object]) -> object:
+        return UNHANDLED
+
+    with pytest.raises(RuntimeError):
+        await metrics.count_update(failing, update, {})
+    await metrics.count_update(unhandled, update, {})
+    for handled in ("error", "false"):
+        labels = {"type": "callback_query", "handled": handled}
+        assert metrics.registry.get_sample_value("bot_updates_total", labels) == 1
