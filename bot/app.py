@@ -76,6 +76,7 @@ from storage.db import Database
 from storage.fsm import SqliteStorage
 from storage.intents import IntentsRepo
 from storage.keep_trying import KeepTryingRepo
+from storage.leases import LeasesRepo
 from storage.ledger import LedgerRepo
 from storage.messages import MessagesRepo
 from storage.notices import NoticesRepo
@@ -430,6 +431,9 @@ async def create_app(
         admins=settings.admin_ids,
         settle_after=timedelta(seconds=2 * settings.provider_timeout + 30),
         interval=settings.reconcile_interval,
+        leases=LeasesRepo(db),
+        replica=settings.replica_id,
+        lease=timedelta(seconds=max(settings.order_lease, 2 * settings.reconcile_interval)),
         sleep=sleep or asyncio.sleep,
         metrics=metrics,
     )

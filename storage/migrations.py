@@ -439,6 +439,12 @@ CREATE INDEX orders_active_by_provider ON orders (provider, id) WHERE status = '
 -- rate stays within Telegram's and a dead sender's broadcast is taken over by another.
 ALTER TABLE broadcasts ADD COLUMN sender TEXT;
 ALTER TABLE broadcasts ADD COLUMN sender_until TEXT;
+-- Work one replica at a time does (the reconciler's rounds): held by `owner` until `until`.
+CREATE TABLE leases (
+    name  TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until TEXT NOT NULL
+);
 """
 
 _V3_TRIGGERS = V3_WALLETS_AND_ACCESS[

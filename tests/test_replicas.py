@@ -26,6 +26,7 @@ from bot.providers.http import RetryPolicy
 from bot.services.broadcast import BroadcastService, Delivery, SendOutcome
 from storage.broadcasts import Broadcast, BroadcastsRepo, Progress
 from storage.db import Database
+from storage.leases import LeasesRepo
 from storage.messages import MessagesRepo
 from storage.orders import OrdersRepo
 from storage.users import UsersRepo
@@ -176,6 +177,7 @@ async def test_each_sms_is_pushed_once_and_a_dead_replicas_orders_move_on(
     user = stack.client()
     order = await bought(stack, user, "getsms", "tg", "RU", hours=24)  # a rental: many SMS
     user.reset()
+    await stack.app.watcher.tick()  # "a" leases the order (the first to ask)
     async with replica(stack, user, "b") as (app_b, api_b):
         stack.suite.getsms.inject_sms(order.provider_order_id, "Telegram code 11111", code="11111")
         reports = await asyncio.gather(stack.app.watcher.tick(), app_b.watcher.tick())
@@ -269,3 +271,23 @@ async def test_a_broadcast_is_sent_by_one_replica_and_taken_over_when_it_dies(
         await b.join()
         assert sorted(user for _, user in sent) == list(range(1, 31))
         assert {replica for replica, _ in sent} == {"b"}
+
+
+async def test_a_named_lease_has_one_holder_at_a_time(db_location: str, clock: FakeClock) -> None:
+    async with two_connections(db_location) as (db_a, db_b):
+        a, b = LeasesRepo(db_a), LeasesRepo(db_b)
+        first = await asyncio.gather(
+            a.hold("reconciler", "a", clock.now(), LEASE),
+            b.hold("reconciler", "b", clock.now(), LEASE),
+        )
+        assert sorted(first) == [False, True]  # a race has one winner
+        winner, loser = (a, b) if first[0] else (b, a)
+        won, lost = ("a", "b") if first[0] else ("b", "a")
+        clock.advance(seconds=59)
+        assert await winner.hold("reconciler", won, clock.now(), LEASE)  # renewed to 119
+        clock.advance(seconds=30)
+        assert not await loser.hold("reconciler", lost, clock.now(), LEASE)
+        clock.advance(seconds=31)  # the winner died at 59: its renewal ran out at 119
+        assert await loser.hold("reconciler", lost, clock.now(), LEASE)
+        await loser.release("reconciler", lost)  # stops cleanly: taken at once
+        assert await winner.hold("reconciler", won, clock.now(), LEASE)

@@ -39,6 +39,7 @@ from bot.services.loop import repeat
 from bot.services.messenger import Messenger
 from bot.services.purchase import fits, order_from_listing
 from storage.intents import Intent, IntentAction, IntentClosed, IntentsRepo
+from storage.leases import LeasesRepo
 from storage.models import OrderStatus, StoredOrder
 from storage.orders import DuplicateOrder, OrdersRepo
 
@@ -65,6 +66,9 @@ class ReconcileReport:
         return len(self.recovered) + len(self.released) + len(self.settled)
 
 
+LEASE_NAME = "reconciler"
+
+
 class Reconciler:
     def __init__(
         self,
@@ -80,8 +84,15 @@ class Reconciler:
         alert_after: int = 3,
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics = NO_METRICS,
+        leases: LeasesRepo | None = None,
+        replica: str = "main",
+        lease: timedelta = timedelta(minutes=10),
     ) -> None:
         self._metrics = metrics
+        # Replicas: one reconciles at a time (two would match one lost purchase twice).
+        self._leases = leases
+        self._replica = replica
+        self._lease = lease
         self._providers = providers
         self._intents = intents
         self._orders = orders
@@ -97,7 +108,16 @@ class Reconciler:
 
     async def run(self) -> None:
         """A round now (start-up) and every ``interval`` until :meth:`stop`."""
-        await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "reconcile")
+        try:
+            await repeat(
+                self.tick, lambda: self.interval, self._stopping, self._sleep, "reconcile"
+            )
+        finally:
+            if self._leases is not None:
+                try:
+                    await self._leases.release(LEASE_NAME, self._replica)
+                except Exception:  # it runs out by itself
+                    log.exception("could not let go of the reconciler's lease")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -105,6 +125,10 @@ class Reconciler:
     async def tick(self) -> ReconcileReport:
         report = ReconcileReport()
         now = self._clock.now()
+        if self._leases is not None and not await self._leases.hold(
+            LEASE_NAME, self._replica, now, self._lease
+        ):
+            return report  # another replica reconciles now
         open_intents = await self._intents.list_open(created_before=now - self.settle_after)
         listings = await self._listings(open_intents)
         claimed: set[tuple[str, str]] = set()
