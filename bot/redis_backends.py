@@ -14,8 +14,9 @@ Keys are ``<REDIS_PREFIX>:<kind>:<name>:<key>`` and hold ids only (no secret).
 When Redis stops answering: a guard that ``fail_open`` (one action per order: the database's
 intents keep those one at a time anyway) goes on in this process alone, logged; any other guard
 and the locks raise :class:`GuardUnavailable` (nothing was done: the user is asked to try again);
-the rate limit lets everything through, logged once per outage. A result or a release that cannot
-be written is logged and left to expire: what was done stays done.
+the rate limit lets everything through, logged once per outage; the FSM reads no step (a typed
+text is a search) and forgets steps set meanwhile, so buttons keep working. A result or a release
+that cannot be written is logged and left to expire: what was done stays done.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StateType, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+T = TypeVar("T")
 
 FSM_TTL = timedelta(days=7)
 RESULT_TTL = timedelta(days=1)  # "already bought" for a day; then the database says so
@@ -87,7 +89,50 @@ def connect(url: str) -> Redis:
 
 class SharedRedisStorage(RedisStorage):
     """aiogram's RedisStorage on the app's client, which the app closes (not the Dispatcher's
-    shutdown, after which the watcher may still use the guards)."""
+    shutdown, after which the watcher may still use the guards).
+
+    While Redis does not answer, a user is on no step (logged once): every update is read
+    without a state (a typed text is a search, buttons carry their own data) and a step set
+    then is lost, rather than every update failing where aiogram reads the state."""
+
+    _down = False
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        try:
+            state = await super().get_state(key)
+        except DOWN as exc:
+            return self._unavailable(exc, None)
+        self._answers()
+        return state
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        try:
+            return await super().get_data(key)
+        except DOWN as exc:
+            return self._unavailable(exc, {})
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        try:
+            await super().set_state(key, state)
+        except DOWN as exc:
+            self._unavailable(exc, None)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        try:
+            await super().set_data(key, data)
+        except DOWN as exc:
+            self._unavailable(exc, None)
+
+    def _unavailable(self, exc: BaseException, instead: T) -> T:
+        if not self._down:
+            log.warning("FSM without steps while Redis does not answer: %s", exc)
+        self._down = True
+        return instead
+
+    def _answers(self) -> None:
+        if self._down:
+            log.warning("FSM steps back: Redis answers again")
+        self._down = False
 
     async def close(self) -> None:
         """The client is closed by its owner (the app)."""

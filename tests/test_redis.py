@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
@@ -20,9 +21,10 @@ from aiogram.types import Update, User
 from redis.asyncio import Redis
 
 from bot.app import App, StartupError, create_app
-from bot.config import Settings
+from bot.config import Settings, SettingsError, load_settings
 from bot.middlewares import RateLimit
 from bot.providers.http import RetryPolicy
+from bot.redact import Redactor
 from bot.redis_backends import (
     FSM_TTL,
     RedisLocks,
@@ -43,6 +45,7 @@ from tests.test_flow_orders import BUY, GETSMS_RENTAL, IN_PROGRESS, confirm_scre
 
 WAIT = 10.0  # seconds: the bound of every wait for something that takes milliseconds
 ALREADY_BOUGHT = "Already bought: see your numbers."
+TAP_AGAIN = "Nothing was bought: please tap again in a moment."
 
 
 @pytest.fixture
@@ -80,6 +83,54 @@ def down() -> Redis:
     return connect(f"redis://127.0.0.1:{free_port()}/0")
 
 
+class RedisHop:
+    """A TCP hop between the bot and Redis that a test cuts (Redis stops answering mid-run)
+    and restores on the same port."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._url = parts
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        auth, _, _ = self._url.netloc.rpartition("@")
+        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
+        return self._url._replace(netloc=netloc).geturl()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]], *, within: float = WAIT, every: float = 0.02
 ) -> None:
@@ -89,6 +140,28 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within} s")
         await asyncio.sleep(every)
+
+
+# --- the setting ------------------------------------------------------------------------------
+
+
+def test_redis_url_is_checked_and_its_password_never_shown() -> None:
+    with pytest.raises(SettingsError) as bad:
+        load_settings(_env_file=None, redis_url="http://:hunter2@cache:6379", redis_prefix="a b")
+    assert "REDIS_URL: must be a redis://, rediss:// or unix:// URL" in str(bad.value)
+    assert "REDIS_PREFIX" in str(bad.value) and "hunter2" not in str(bad.value)
+
+    settings = Settings(_env_file=None, redis_url="redis://bot:p%40ss@cache:6379/0")
+    assert "p%40ss" not in repr(settings)
+    redact = Redactor(settings.secrets())
+    assert redact("cannot reach redis://bot:p%40ss@cache:6379/0 (p@ss)") == (
+        "cannot reach redis://bot:***@cache:6379/0 (***)"
+    )
+    socket = Settings(_env_file=None, redis_url="unix:///run/redis.sock?password=s3cret&db=1")
+    assert "s3cret" in socket.secrets()
+    assert Settings(_env_file=None, redis_url="  ").redis_url is None  # blank: in-process
+    plain = Settings(_env_file=None, redis_url="redis://cache:6379/0")  # no password: none
+    assert plain.secrets() == Settings(_env_file=None).secrets()
 
 
 # --- the FSM ----------------------------------------------------------------------------------
@@ -232,8 +305,8 @@ async def test_only_the_owner_releases_its_key(replicas: tuple[Redis, Redis], pr
         pass
 
 
-async def test_a_guard_with_redis_down_refuses_or_goes_on_alone(prefix: str) -> None:
-    dead = down()
+async def test_a_guard_with_redis_down_refuses_or_goes_on_alone() -> None:
+    dead, prefix = down(), "test-down"  # (nothing is written: no Redis is needed)
     try:
         closed = RedisOnceGuard[int](dead, prefix, "buy", running=timedelta(minutes=1))
         ran: list[str] = []
@@ -319,8 +392,8 @@ async def test_the_rate_limit_is_shared_by_replicas(
     assert seen.count(501) == 1 and seen.count(admin) == 10
 
 
-async def test_the_rate_limit_lets_everything_through_while_redis_is_down(prefix: str) -> None:
-    dead = down()
+async def test_the_rate_limit_lets_everything_through_while_redis_is_down() -> None:
+    dead, prefix = down(), "test-down"
     try:
         clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
         counter = RedisRateCounter(dead, prefix, window=60)
@@ -430,7 +503,7 @@ async def test_a_buy_tapped_on_two_replicas_at_once_buys_one_number(
 
 
 async def test_an_app_does_not_start_when_redis_does_not_answer(
-    tmp_path: Path, suite: EmulatorSuite, prefix: str
+    tmp_path: Path, suite: EmulatorSuite
 ) -> None:
     settings: Settings = stack_settings(
         suite, tmp_path / "bot.sqlite3", redis_url=f"redis://:s3cret@127.0.0.1:{free_port()}/0"
@@ -440,3 +513,37 @@ async def test_an_app_does_not_start_when_redis_does_not_answer(
     assert "REDIS_URL" in str(refused.value) and "s3cret" not in str(refused.value)
     assert "s3cret" in settings.secrets()  # redacted from every log line
     assert TOKEN not in str(refused.value)
+
+
+async def test_while_redis_does_not_answer_buy_says_tap_again_and_buys_nothing(
+    tmp_path: Path, suite: EmulatorSuite, redis_url: str, prefix: str
+) -> None:
+    hop = RedisHop(redis_url)
+    await hop.start()
+    app = await _app(
+        suite,
+        tmp_path / "bot.sqlite3",
+        FakeBotApi(clock=suite.clock),
+        redis_url=hop.url,
+        redis_prefix=prefix,
+    )
+    try:
+        user = BotClient(app.dp, app.bot, user_id=1001)
+        confirm = await confirm_screen(user, GETSMS_RENTAL)  # a typed search: the FSM works
+        await hop.cut()  # Redis stops answering
+
+        refused = await user.click(confirm, BUY)  # the state is not read, the guard refuses
+        assert refused is not None and refused.show_alert
+        assert refused.text == TAP_AGAIN
+        assert suite.getsms.calls("getnumber") == 0
+        assert await OrdersRepo(app.db).list_for_user(1001, limit=10) == []
+        await user.send("russ")  # no step now: a typed text is a search, answered
+        assert "🔍 Search again" in user.buttons()  # (services sold in Russia)
+
+        await hop.start()  # Redis answers again (same port): the same tap buys
+        await user.click(confirm, BUY)
+        assert (user.last_message().text or "").startswith("📱 ")
+        assert suite.getsms.calls("getnumber") == 1
+    finally:
+        await app.close()
+        await hop.cut()
