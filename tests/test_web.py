@@ -132,7 +132,7 @@ async def test_a_forged_or_missing_secret_is_refused_and_nothing_is_handled(
     assert served.stack.api.log[before:] == [] and served.sent_to(666) == []
 
 
-async def test_the_secret_token_is_derived_from_the_bot_token_unless_set(tmp_path: Path) -> None:
+def test_the_secret_token_is_derived_from_the_bot_token_unless_set() -> None:
     derived = Settings(_env_file=None, bot_token=TOKEN).telegram_secret_token()
     again = Settings(_env_file=None, bot_token=TOKEN).telegram_secret_token()
     other = Settings(_env_file=None, bot_token="987654321:" + "B" * 35).telegram_secret_token()
