@@ -36,9 +36,10 @@ binds; a refusal ("slow down", "private bot") would be counted apart.
 Feeds: by default long polling (getUpdates, as many waiting updates as the bot asks for). With
 ``--feed webhook`` the fake Telegram POSTs each update to the bots' webhooks, round robin, with
 at most ``--in-flight`` sent and not yet answered. ``--replicas 2`` runs the echo bot, one
-replica of this bot and two replicas (webhooks, one fresh PostgreSQL database made with
-``createdb`` and dropped after) and prints two replicas against one; ``--postgres`` uses such a
-database in the other modes too.
+replica of this bot and two replicas with what replicas need (README, Production): webhooks,
+one fresh PostgreSQL database (``createdb``, dropped after) and Redis (keys under a fresh
+``REDIS_PREFIX``, deleted after); it prints two replicas against one. ``--postgres`` and
+``--redis`` use them in the other modes too.
 """
 
 from __future__ import annotations
@@ -352,10 +353,12 @@ def bot_env(
     workdir: Path,
     database_url: str | None,
     webhook: tuple[str, int, str] | None,
+    redis_prefix: str | None = None,
 ) -> dict[str, str]:
     """The process environment without any of the bot's settings, then exactly ours."""
     ours = {name.upper() for name in Settings.model_fields}
     ours |= {"TELEGRAM_WEBHOOK_URL", "TELEGRAM_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL"}
+    ours |= {"REDIS_PREFIX", "REPLICA_ID"}
     env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
     env.update(emulators.env)
     env.update(
@@ -372,6 +375,8 @@ def bot_env(
         env["RATE_LIMIT_WINDOW"] = str(args.rate_limit_window)
     if database_url is not None:
         env["DATABASE_URL"] = database_url
+    if redis_prefix is not None:
+        env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix)
     if webhook is not None:
         url, port, secret = webhook
         env.update(
@@ -420,6 +425,7 @@ async def measure(
     sizes: Sizes,
     workdir: Path,
     database_url: str | None,
+    redis_prefix: str | None,
 ) -> Outcome:
     """One run: start the replicas, feed them the workload, stop them."""
     rundir = workdir / f"{index}-{target.name}"
@@ -443,7 +449,8 @@ async def measure(
                 port, secret = free_port(), secrets.token_hex(16)
                 webhook = (f"http://127.0.0.1:{port}/telegram/webhook", port, secret)
                 hooks.append({"url": webhook[0], "secret": secret})
-            env = bot_env(emulators, feed, args, rundir, database_url, webhook)
+            env = bot_env(emulators, feed, args, rundir, database_url, webhook, redis_prefix)
+            env["REPLICA_ID"] = f"{target.name}-{replica}"
             if module == "benchmarks.botproc":
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profile = args.profile.resolve() / f"{index}-{target.name}-{replica}.prof"
@@ -501,13 +508,16 @@ def row(outcome: Outcome) -> str:
     )
 
 
-def describe(target: Target, args: argparse.Namespace, database_url: str | None) -> str:
+def describe(
+    target: Target, args: argparse.Namespace, database_url: str | None, redis: str | None
+) -> str:
     program = (
         "benchmarks.echo_bot (aiogram, two handlers)"
         if target.what == "echo"
         else "python -m bot"
         + (" x2 replicas" if target.replicas > 1 else "")
-        + (", PostgreSQL" if database_url and target.what == "bot" else ", SQLite")
+        + (", PostgreSQL" if database_url else ", SQLite")
+        + (", Redis" if redis else "")
     )
     if args.profile is not None and target.what == "bot":
         program += " UNDER cProfile (slower)"
@@ -538,6 +548,7 @@ def report(
     outcomes: Sequence[Outcome],
     provider_requests: dict[str, int],
     database_url: str | None,
+    redis_prefix: str | None,
 ) -> int:
     limit, window = settings.rate_limit_count, settings.rate_limit_window
     defaults = Settings.model_fields
@@ -545,13 +556,19 @@ def report(
         "the bot's defaults"
         if (limit, window)
         == (defaults["rate_limit_count"].default, defaults["rate_limit_window"].default)
+        else "the count raised to --per-user: the limit stays on and never binds"
+        if args.rate_limit_raised
         else "given"
     )
     binds = "none can be limited" if sizes.per_user <= limit or not limit else "SOME MAY BE"
     database = "PostgreSQL (a fresh database)" if database_url else "SQLite (a fresh file a run)"
+    if redis_prefix is not None:
+        database += (
+            f";\n  Redis ({REDIS_URL}, REDIS_PREFIX={redis_prefix}): FSM, guards, rate limit"
+        )
     print(
         f"Bot settings: ACCESS_MODE={settings.access_mode.value}, RATE_LIMIT_COUNT={limit} per"
-        f" RATE_LIMIT_WINDOW={window:g} s ({chosen}):\n  each user sends {sizes.per_user}"
+        f" RATE_LIMIT_WINDOW={window:g} s\n  ({chosen});\n  each user sends {sizes.per_user}"
         f" updates in all, so {binds}; database: {database}."
     )
     counts = mix(sizes)
@@ -576,7 +593,7 @@ def report(
     )
     print("Runs:")
     for outcome in outcomes:
-        print(describe(outcome.target, args, database_url))
+        print(describe(outcome.target, args, database_url, redis_prefix))
     print(f"  load average at the end: {load_average()}")
     print()
     print(HEADER)
@@ -690,9 +707,10 @@ def load_average() -> str:
         return "unknown"
 
 
-# --- PostgreSQL ---------------------------------------------------------------------------------
+# --- PostgreSQL and Redis ----------------------------------------------------------------------
 
 PG_HOST, PG_USER = "127.0.0.1", "postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @contextlib.contextmanager
@@ -716,6 +734,22 @@ def fresh_database() -> Any:
         )
 
 
+@contextlib.contextmanager
+def fresh_redis_prefix() -> Any:
+    """A REDIS_PREFIX no one uses; its keys are deleted on exit."""
+    import redis
+
+    prefix = f"bench_{secrets.token_hex(4)}"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+        yield prefix
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
 # --- running --------------------------------------------------------------------------------
 
 
@@ -730,17 +764,24 @@ def targets(args: argparse.Namespace) -> list[Target]:
 
 
 async def run_all(
-    args: argparse.Namespace, sizes: Sizes, workdir: Path, database_url: str | None
+    args: argparse.Namespace,
+    sizes: Sizes,
+    workdir: Path,
+    database_url: str | None,
+    redis_prefix: str | None,
 ) -> int:
     async with Emulators() as emulators, FakeTelegram() as feed:
         await emulators.set_latency(args.latency_ms / 1000)
-        env = bot_env(emulators, feed, args, workdir, database_url, None)
-        settings = effective(env)
+        settings = effective(bot_env(emulators, feed, args, workdir, database_url, None))
+        if args.rate_limit_count is None and 0 < settings.rate_limit_count < sizes.per_user:
+            args.rate_limit_count, args.rate_limit_raised = sizes.per_user, True
+            settings = effective(bot_env(emulators, feed, args, workdir, database_url, None))
         outcomes = []
         for index, target in enumerate(targets(args)):
-            outcomes.append(
-                await measure(target, index, emulators, feed, args, sizes, workdir, database_url)
+            outcome = await measure(
+                target, index, emulators, feed, args, sizes, workdir, database_url, redis_prefix
             )
+            outcomes.append(outcome)
         log = await emulators.requests()
     windows = [(o.result["first_served"], o.result["last_answer"]) for o in outcomes]
     provider_requests = {
@@ -752,13 +793,13 @@ async def run_all(
         )
         for name in PROVIDERS
     }
-    return report(args, sizes, settings, outcomes, provider_requests, database_url)
+    return report(args, sizes, settings, outcomes, provider_requests, database_url, redis_prefix)
 
 
-def landed() -> tuple[bool, bool]:
-    """Whether this bot has Telegram webhook mode and DATABASE_URL (PostgreSQL) support."""
+def landed() -> tuple[bool, bool, bool]:
+    """Whether this bot has Telegram webhook mode, DATABASE_URL (PostgreSQL) and REDIS_URL."""
     fields = Settings.model_fields
-    return "telegram_webhook_url" in fields, "database_url" in fields
+    return "telegram_webhook_url" in fields, "database_url" in fields, "redis_url" in fields
 
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Sizes]:
@@ -791,6 +832,11 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Sizes]:
     )
     parser.add_argument(
         "--postgres", action="store_true", help="a fresh PostgreSQL database (createdb)"
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help=f"REDIS_URL={REDIS_URL} with a fresh REDIS_PREFIX (deleted after)",
     )
     parser.add_argument(
         "--in-flight",
@@ -827,6 +873,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Sizes]:
         help="write a cProfile of each bot process into this directory (slows the bot down)",
     )
     args = parser.parse_args(argv)
+    args.rate_limit_raised = False
     base = QUICK if args.quick else FULL
     if args.latency_ms is None:
         args.latency_ms = 0.0 if args.quick else 100.0
@@ -836,15 +883,17 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Sizes]:
     )
     if sizes.users < 1 or sizes.per_user < 1 or args.in_flight < 1 or args.replicas < 1:
         parser.error("--users, --per-user, --in-flight and --replicas must be at least 1")
-    webhooks, postgres = landed()
-    if args.replicas > 1:
-        args.feed, args.postgres = "webhook", True
+    webhooks, postgres, redis = landed()
+    if args.replicas > 1:  # what several replicas need (README, Production)
+        args.feed, args.postgres, args.redis = "webhook", True, True
     if args.feed == "webhook" and not webhooks:
         parser.error(
             "this bot has no Telegram webhook mode yet (no TELEGRAM_WEBHOOK_URL in bot/config.py)"
         )
     if args.postgres and not postgres:
         parser.error("this bot has no DATABASE_URL (PostgreSQL) yet")
+    if args.redis and not redis:
+        parser.error("this bot has no REDIS_URL yet")
     return args, sizes
 
 
@@ -867,11 +916,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             workdir = args.workdir.resolve()
             workdir.mkdir(parents=True, exist_ok=False)
-        url = None
+        url = prefix = None
         if args.postgres:
             url = stack.enter_context(fresh_database())
             print(f"PostgreSQL: a fresh database {url.rsplit('/', 1)[1]}, dropped after the run.")
-        return asyncio.run(run_all(args, sizes, workdir, url))
+        if args.redis:
+            prefix = stack.enter_context(fresh_redis_prefix())
+            print(f"Redis: keys under {prefix}: at {REDIS_URL}, deleted after the run.")
+        return asyncio.run(run_all(args, sizes, workdir, url, prefix))
 
 
 if __name__ == "__main__":
