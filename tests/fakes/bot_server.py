@@ -36,6 +36,7 @@ class BotApiCall:
     token: str
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    result: Any = None  # what the fake answered (a sent message's id is in it)
 
 
 class FakeBotServer(EmulatorServer):
@@ -97,7 +98,8 @@ class FakeBotServer(EmulatorServer):
         if call.method.lower() == "getupdates" and self.webhook is not None:
             error = {"ok": False, "error_code": 409, "description": CONFLICT}
             return web.json_response(error, status=409)
-        return web.json_response({"ok": True, "result": await self._result(call)})
+        call.result = await self._result(call)
+        return web.json_response({"ok": True, "result": call.result})
 
     async def _result(self, call: BotApiCall) -> Any:
         method = call.method.lower()
