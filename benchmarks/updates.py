@@ -297,9 +297,11 @@ class Cpu:
 
     pids: list[int]
     samples: list[tuple[float, float]] = field(default_factory=list)
+    names: tuple[str, ...] = ()  # instead of pids: every process of these names (servers)
 
     def take(self) -> None:
-        values = [proc_cpu(pid) for pid in self.pids]
+        pids = self.pids or named(self.names)
+        values = [proc_cpu(pid) for pid in pids]
         if all(v is not None for v in values):
             self.samples.append((time.monotonic(), sum(v or 0.0 for v in values)))
 
@@ -315,6 +317,19 @@ class Cpu:
         if not before or not after:
             return None
         return after[0] - before[-1]
+
+
+def named(names: tuple[str, ...]) -> list[int]:
+    """The processes (any user's) whose command name is one of ``names``, where /proc tells."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if (entry / "comm").read_text().strip() in names:
+                found.append(int(entry.name))
+    return found
+
+
+SERVERS = {"PostgreSQL": ("postgres",), "Redis": ("redis-server",)}
 
 
 @dataclass(frozen=True)
@@ -335,6 +350,7 @@ class Outcome:
     log_lines: list[str]
     spawned: float  # monotonic: the first replica was started
     stopped_in: float  # seconds from SIGTERM to every replica's exit
+    servers: dict[str, float | None]  # PostgreSQL / Redis server CPU seconds in the window
 
     @property
     def window(self) -> float:
@@ -442,6 +458,13 @@ async def measure(
     cpu: list[Cpu] = []
     sampling: list[asyncio.Task[None]] = []
     spawned = time.monotonic()
+    servers = {
+        name: Cpu([], names=names)
+        for name, names in SERVERS.items()
+        if (name == "PostgreSQL" and database_url) or (name == "Redis" and redis_prefix)
+    }
+    for server in servers.values():
+        sampling.append(asyncio.create_task(server.sample(every=0.25)))
     try:
         for replica in range(target.replicas):
             webhook = None
@@ -462,7 +485,14 @@ async def measure(
                 )
             processes.append(process)
             if webhook is not None:  # one after the other: each migrates the database first
-                await listening(webhook[1], process, 120)
+                try:
+                    await listening(webhook[1], process, 120)
+                except RuntimeError as exc:
+                    tail = logs[-1].read_text(errors="replace").splitlines()[-15:]
+                    raise RuntimeError(
+                        f"{target.name} replica {replica}: {exc}; its log ends:\n"
+                        + "\n".join(tail)
+                    ) from None
             cpu.append(Cpu([process.pid]))
             sampling.append(asyncio.create_task(cpu[-1].sample()))
         spec = {
@@ -474,7 +504,7 @@ async def measure(
             "stall": args.stall,
         }
         result = await feed.run(spec)
-        for one in cpu:
+        for one in [*cpu, *servers.values()]:
             one.take()
     finally:
         for task in sampling:
@@ -484,8 +514,11 @@ async def measure(
         stopped_in = time.monotonic() - stopping
     first, last = result["first_served"], result["last_answer"]
     used = [c.between(first, last) if first and last else None for c in cpu]
+    server_cpu = {
+        name: one.between(first, last) if first and last else None for name, one in servers.items()
+    }
     levels, lines = log_findings(logs)
-    return Outcome(target, result, used, exits, levels, lines, spawned, stopped_in)
+    return Outcome(target, result, used, exits, levels, lines, spawned, stopped_in, server_cpu)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -607,6 +640,17 @@ def report(
     print("Bot API calls in each window:")
     for outcome in outcomes:
         print(calls_line(outcome))
+    if any(o.servers for o in outcomes):
+        print(
+            "Database servers' CPU in each window (all their processes, % of one core): "
+            + "; ".join(
+                f"{o.target.name} "
+                + ", ".join(f"{name} {share(used, o.window)}" for name, used in o.servers.items())
+                for o in outcomes
+                if o.servers
+            )
+            + "."
+        )
     print(
         "Provider requests the emulators saw in the measured windows: "
         + ", ".join(f"{name} {n}" for name, n in provider_requests.items())
