@@ -65,6 +65,7 @@ from bot.services.price_alerts import PriceAlerts
 from bot.services.pricing import Pricing
 from bot.services.purchase import PurchaseService
 from bot.services.reconcile import Reconciler
+from bot.services.replicas import OneReplica
 from bot.services.stock_alerts import StockAlertService
 from bot.services.wallet import WalletService
 from bot.timezones import ZoneMiddleware
@@ -220,6 +221,10 @@ async def create_app(
             raise StartupError(f"REDIS_URL: Redis does not answer ({why})")
         shared = redis_backends.shared(redis, settings)
     db = await Database.open(settings.database_location())
+    # Replicas: the rounds that one replica at a time does (see bot.services.replicas).
+    one_replica = OneReplica(
+        LeasesRepo(db), settings.replica_id, clock, timedelta(seconds=settings.order_lease)
+    )
     metrics = Metrics()
     http = provider_client(settings)
     secret = settings.webhook_secret()
@@ -330,6 +335,7 @@ async def create_app(
         lifetime=settings.stock_alert_lifetime,
         ranking=offer_stats,
         sleep=sleep or asyncio.sleep,
+        one_replica=one_replica,
     )
     dp["stock_alerts"] = stock_alerts
     dp["daily_summary"] = daily_summary = DailySummary(
@@ -340,6 +346,7 @@ async def create_app(
         admins=settings.admin_ids,
         hour=settings.admin_summary_hour,
         sleep=sleep or asyncio.sleep,
+        one_replica=one_replica,
     )
     rate_limit = RateLimit(
         clock,
@@ -419,6 +426,7 @@ async def create_app(
         wait=settings.keep_trying_wait,
         interval=settings.poll_interval,
         sleep=sleep or asyncio.sleep,
+        one_replica=one_replica,
     )
     keep_trying.attach(keep_trying_handlers.sender(messenger, dp["orders"]))
     dp["keep_trying"] = keep_trying
@@ -431,9 +439,7 @@ async def create_app(
         admins=settings.admin_ids,
         settle_after=timedelta(seconds=2 * settings.provider_timeout + 30),
         interval=settings.reconcile_interval,
-        leases=LeasesRepo(db),
-        replica=settings.replica_id,
-        lease=timedelta(seconds=max(settings.order_lease, 2 * settings.reconcile_interval)),
+        one_replica=one_replica,
         sleep=sleep or asyncio.sleep,
         metrics=metrics,
     )

@@ -452,7 +452,7 @@ class Settings(BaseSettings):
         if self.redis_url is None:
             return []
         parts = urlsplit(self.redis_url.get_secret_value().strip())
-        found = parse_qs(parts.query).get("password", []) + [parts.password or ""]
+        found = [*parse_qs(parts.query).get("password", []), parts.password or ""]
         return sorted({form for p in found if p for form in (p, unquote(p))})
 
 

@@ -291,3 +291,41 @@ async def test_a_named_lease_has_one_holder_at_a_time(db_location: str, clock: F
         assert await loser.hold("reconciler", lost, clock.now(), LEASE)
         await loser.release("reconciler", lost)  # stops cleanly: taken at once
         assert await winner.hold("reconciler", won, clock.now(), LEASE)
+
+
+async def test_rounds_one_replica_at_a_time_do_are_done_by_the_holder(stack_a: Stack) -> None:
+    """The reconciler, keep trying, stock alerts and the daily summary: a round each on both
+    replicas; "a" (first) holds every lease and "b" skips; "a" stopping hands them over."""
+    stack = stack_a
+    user = stack.client()
+    await user.send("/start")
+    async with replica(stack, user, "b") as (app_b, _):
+        for app in (stack.app, app_b):
+            await app.reconciler.tick()
+            await app.keep_trying.tick()
+            await app.stock_alerts.tick()
+            await app.daily_summary.tick()
+        rows = await stack.app.db.fetchall("SELECT name, owner FROM leases ORDER BY name")
+        assert [(r["name"], r["owner"]) for r in rows] == [
+            ("daily_summary", "a"),
+            ("keep_trying", "a"),
+            ("reconciler", "a"),
+            ("stock_alerts", "a"),
+        ]
+        for service in (stack.app.reconciler, stack.app.keep_trying):
+            rounds = len(stack.slept)  # each round ends with a (fake, instant) sleep
+            running = asyncio.create_task(service.run())
+            async with asyncio.timeout(10):
+                while len(stack.slept) == rounds:
+                    await asyncio.sleep(0)
+            service.stop()
+            await running  # a replica stopping lets go of its lease
+        await app_b.reconciler.tick()
+        await app_b.keep_trying.tick()
+        rows = await stack.app.db.fetchall("SELECT name, owner FROM leases ORDER BY name")
+        assert {r["name"]: r["owner"] for r in rows} == {
+            "daily_summary": "a",
+            "keep_trying": "b",
+            "reconciler": "b",
+            "stock_alerts": "a",
+        }

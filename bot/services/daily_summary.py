@@ -21,6 +21,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.services.loop import repeat
 from bot.services.offer_stats import DeliveryTable, OfferStatsService
+from bot.services.replicas import OneReplica
 from storage.admin_summaries import AdminSummariesRepo
 from storage.stats import Stats, StatsRepo
 
@@ -49,7 +50,9 @@ class DailySummary:
         hour: int = 9,
         interval: float = 60.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        one_replica: OneReplica | None = None,
     ) -> None:
+        self._one_replica = one_replica  # replicas: one does a round at a time
         if not 0 <= hour <= 23:
             raise ValueError("hour must be within 0..23")
         self._repo = repo
@@ -89,6 +92,10 @@ class DailySummary:
     async def tick(self) -> int:
         """Send the due summary to each admin who wants it and has not had it; returns how
         many were sent."""
+        if self._one_replica is not None and not await self._one_replica.holds(
+            "daily_summary", self.interval
+        ):
+            return 0  # another replica does this round
         if self._send is None:
             return 0  # nothing is claimed that could not be sent
         now = self._clock.now()
@@ -111,7 +118,11 @@ class DailySummary:
 
     async def run(self) -> None:
         """A round now and every ``interval`` until :meth:`stop`."""
-        await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "summary")
+        try:
+            await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "summary")
+        finally:
+            if self._one_replica is not None:
+                await self._one_replica.release("daily_summary")
 
     def stop(self) -> None:
         self._stopping.set()

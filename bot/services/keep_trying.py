@@ -47,6 +47,7 @@ from bot.services.purchase import (
     PurchaseUnconfirmed,
     QuoteInvalid,
 )
+from bot.services.replicas import OneReplica
 from bot.services.wallet import NotEnoughBalance
 from storage.intents import IntentsRepo, IntentStatus, QuoteUsed
 from storage.keep_trying import EndReason, KeepTryingRepo, Plan, PlanState
@@ -132,7 +133,9 @@ class KeepTryingService:
         wait: timedelta = timedelta(minutes=10),
         interval: float = 5.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        one_replica: OneReplica | None = None,
     ) -> None:
+        self._one_replica = one_replica  # replicas: one does a round at a time
         self._repo = repo
         self._purchases = purchases
         self._orders = orders
@@ -208,13 +211,23 @@ class KeepTryingService:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "keep trying")
+        try:
+            await repeat(
+                self.tick, lambda: self.interval, self._stopping, self._sleep, "keep trying"
+            )
+        finally:
+            if self._one_replica is not None:
+                await self._one_replica.release("keep_trying")
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def tick(self) -> int:
         """Every live plan's next step, told to its user; returns how many plans moved."""
+        if self._one_replica is not None and not await self._one_replica.holds(
+            "keep_trying", self.interval
+        ):
+            return 0  # another replica does this round
         moved = 0
         for plan in await self._repo.live():
             try:

@@ -38,8 +38,8 @@ from bot.providers.base import Provider, ProviderError, RemoteOrder
 from bot.services.loop import repeat
 from bot.services.messenger import Messenger
 from bot.services.purchase import fits, order_from_listing
+from bot.services.replicas import OneReplica
 from storage.intents import Intent, IntentAction, IntentClosed, IntentsRepo
-from storage.leases import LeasesRepo
 from storage.models import OrderStatus, StoredOrder
 from storage.orders import DuplicateOrder, OrdersRepo
 
@@ -84,15 +84,11 @@ class Reconciler:
         alert_after: int = 3,
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics = NO_METRICS,
-        leases: LeasesRepo | None = None,
-        replica: str = "main",
-        lease: timedelta = timedelta(minutes=10),
+        one_replica: OneReplica | None = None,
     ) -> None:
         self._metrics = metrics
         # Replicas: one reconciles at a time (two would match one lost purchase twice).
-        self._leases = leases
-        self._replica = replica
-        self._lease = lease
+        self._one_replica = one_replica
         self._providers = providers
         self._intents = intents
         self._orders = orders
@@ -113,11 +109,8 @@ class Reconciler:
                 self.tick, lambda: self.interval, self._stopping, self._sleep, "reconcile"
             )
         finally:
-            if self._leases is not None:
-                try:
-                    await self._leases.release(LEASE_NAME, self._replica)
-                except Exception:  # it runs out by itself
-                    log.exception("could not let go of the reconciler's lease")
+            if self._one_replica is not None:
+                await self._one_replica.release(LEASE_NAME)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -125,8 +118,8 @@ class Reconciler:
     async def tick(self) -> ReconcileReport:
         report = ReconcileReport()
         now = self._clock.now()
-        if self._leases is not None and not await self._leases.hold(
-            LEASE_NAME, self._replica, now, self._lease
+        if self._one_replica is not None and not await self._one_replica.holds(
+            LEASE_NAME, self.interval
         ):
             return report  # another replica reconciles now
         open_intents = await self._intents.list_open(created_before=now - self.settle_after)

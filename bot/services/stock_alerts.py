@@ -25,6 +25,7 @@ from bot.money import Money
 from bot.services.loop import repeat
 from bot.services.offer_stats import OfferStatsService, pick
 from bot.services.offers import OfferService, PricedOffer
+from bot.services.replicas import OneReplica
 from storage.stock_alerts import StockAlert, StockAlertsRepo, TooManyAlerts
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ class StockAlertService:
         keep_fired: timedelta = timedelta(days=30),
         ranking: OfferStatsService | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        one_replica: OneReplica | None = None,
     ) -> None:
+        self._one_replica = one_replica  # replicas: one does a round at a time
         self._repo = repo
         self._offers = offers
         self._clock = clock
@@ -122,13 +125,21 @@ class StockAlertService:
 
     async def run(self) -> None:
         """A round now and every ``interval`` until :meth:`stop`."""
-        await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "alerts")
+        try:
+            await repeat(self.tick, lambda: self.interval, self._stopping, self._sleep, "alerts")
+        finally:
+            if self._one_replica is not None:
+                await self._one_replica.release("stock_alerts")
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def tick(self) -> int:
         """One round; returns how many alerts this round fired."""
+        if self._one_replica is not None and not await self._one_replica.holds(
+            "stock_alerts", self.interval
+        ):
+            return 0  # another replica does this round
         if self._send is None:
             return 0  # nothing fires that could not be sent
         now = self._clock.now()
