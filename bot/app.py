@@ -47,6 +47,7 @@ from bot.money import CurrencyConverter
 from bot.providers.base import Provider
 from bot.providers.http import RetryPolicy, Sleep
 from bot.providers.registry import build_providers, enabled_provider_ids
+from bot.response_models import PinResponseModels
 from bot.services.access import AccessService
 from bot.services.admin import AdminService
 from bot.services.billing import Billing
@@ -194,6 +195,7 @@ def make_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
             if settings.telegram_api_url
             else AiohttpSession()
         )
+    session.middleware(PinResponseModels())
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,

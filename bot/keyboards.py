@@ -9,7 +9,6 @@ from decimal import Decimal
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
 from bot.callbacks import (
@@ -48,6 +47,7 @@ from bot.callbacks import (
     UsersPage,
 )
 from bot.i18n import LANGUAGE_NAMES
+from bot.keyboard_builder import InlineKeyboardBuilder
 from bot.money import Money
 from bot.providers import identifiers
 from bot.providers.base import CancelTerms, Capability, OrderKind, RenewalOption

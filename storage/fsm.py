@@ -28,6 +28,8 @@ class SqliteStorage(BaseStorage):
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
+        if await self.get_state(key) == value:
+            return  # most screens clear a state nobody is in: one read, no write
         async with self._db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO fsm (key, state, updated_at) VALUES (?, ?, ?) "
@@ -44,6 +46,8 @@ class SqliteStorage(BaseStorage):
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         text = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"))
+        if await self.get_data(key) == dict(data):
+            return  # unchanged (cleared data that was empty): no write
         async with self._db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO fsm (key, data, updated_at) VALUES (?, ?, ?) "

@@ -32,8 +32,12 @@ class UsersRepo:
         """Insert the user if new (with ``language``); return the stored row.
 
         An existing user's language is kept. A user who writes to the bot has evidently
-        not blocked it, so ``blocked_bot`` is cleared.
+        not blocked it, so ``blocked_bot`` is cleared. A known user who has not blocked the bot
+        is one read, no write (this runs for every update).
         """
+        known = await self._db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        if known is not None and not known["blocked_bot"]:
+            return _user(known)
         async with self._db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO users (id, language, first_seen) VALUES (?, ?, ?) "

@@ -21,13 +21,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import keyboards, texts
 from bot.callbacks import KeepAsk, KeepMax, KeepStart, KeepStop, KeepTries, PickCountry
 from bot.config import Settings
 from bot.handlers.common import answer, show
 from bot.handlers.numbers import card_screen
+from bot.keyboard_builder import InlineKeyboardBuilder
 from bot.money import Money
 from bot.providers import identifiers
 from bot.services.billing import Billing
