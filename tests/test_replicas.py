@@ -24,6 +24,8 @@ from bot.domain import Order, OrderKind, Sms
 from bot.money import Money
 from bot.providers.http import RetryPolicy
 from bot.services.broadcast import BroadcastService, Delivery, SendOutcome
+from bot.services.keep_trying import KeepTryingService
+from bot.services.reconcile import Reconciler
 from storage.broadcasts import Broadcast, BroadcastsRepo, Progress
 from storage.db import Database
 from storage.leases import LeasesRepo
@@ -34,6 +36,7 @@ from tests.emulators.base import FakeClock
 from tests.fakes.telegram import BotClient, FakeBotApi
 from tests.stack import Stack, running_stack, stack_settings
 from tests.test_delivery import bought
+from tests.test_web import until
 
 LEASE = timedelta(seconds=60)
 USER = 1001
@@ -293,6 +296,16 @@ async def test_a_named_lease_has_one_holder_at_a_time(db_location: str, clock: F
         assert await winner.hold("reconciler", won, clock.now(), LEASE)
 
 
+async def _run_a_round_then_stop(stack: Stack, service: Reconciler | KeepTryingService) -> None:
+    """The service's loop, stopped once a round ran (each ends with a fake, instant sleep):
+    a replica stopping lets go of its lease."""
+    rounds = len(stack.slept)
+    running = asyncio.create_task(service.run())
+    await until(lambda: len(stack.slept) > rounds)
+    service.stop()
+    await running
+
+
 async def test_rounds_one_replica_at_a_time_do_are_done_by_the_holder(stack_a: Stack) -> None:
     """The reconciler, keep trying, stock alerts and the daily summary: a round each on both
     replicas; "a" (first) holds every lease and "b" skips; "a" stopping hands them over."""
@@ -313,13 +326,7 @@ async def test_rounds_one_replica_at_a_time_do_are_done_by_the_holder(stack_a: S
             ("stock_alerts", "a"),
         ]
         for service in (stack.app.reconciler, stack.app.keep_trying):
-            rounds = len(stack.slept)  # each round ends with a (fake, instant) sleep
-            running = asyncio.create_task(service.run())
-            async with asyncio.timeout(10):
-                while len(stack.slept) == rounds:
-                    await asyncio.sleep(0)
-            service.stop()
-            await running  # a replica stopping lets go of its lease
+            await _run_a_round_then_stop(stack, service)
         await app_b.reconciler.tick()
         await app_b.keep_trying.tick()
         rows = await stack.app.db.fetchall("SELECT name, owner FROM leases ORDER BY name")
