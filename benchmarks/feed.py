@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -49,6 +48,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.emulators.control import serve_control
 from tests.fakes.bot_server import BotApiCall, FakeBotServer
 
 ANSWERS = ("sendmessage", "editmessagetext", "answercallbackquery")
@@ -381,19 +381,9 @@ async def serve() -> None:
     api = FakeTelegram()
     await api.start()
     control = Control(api)
-    runner = web.AppRunner(control.app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(json.dumps({"api": api.base_url, "control": f"http://127.0.0.1:{port}"}), flush=True)
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     try:
-        await stdin.read()  # until the parent closes it (or dies)
+        await serve_control(control.app, {"api": api.base_url})
     finally:
-        await runner.cleanup()
         await api.stop()
 
 

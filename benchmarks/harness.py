@@ -3,6 +3,7 @@
 :class:`Emulators` starts ``python -m tests.emulators.control`` (the four provider emulators and
 a control endpoint) and talks to it over HTTP, so the process a benchmark measures runs no
 emulator code: no emulator CPU, memory or event-loop time is in the bot's figures.
+It is a :class:`ControlledProcess`, as is the updates benchmark's fake Telegram.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -31,20 +32,30 @@ class Request:
     name: str  # method/action or last path part
 
 
-class Emulators:
-    """``async with Emulators() as emulators``: the emulator process, stopped on exit."""
+class ControlledProcess:
+    """``async with Sub() as sub``: ``python -m <module>`` steered over HTTP, stopped on exit.
+
+    The process prints one JSON line when it is ready (its ``control`` URL and what else
+    :meth:`hello` keeps) and serves until its standard input closes.
+    """
+
+    module: ClassVar[str]  # what ``python -m`` runs
+    name: ClassVar[str]  # what it is called when it ends before it is ready
+    timeout: ClassVar[float | None] = 60  # for each request to its control URL
 
     def __init__(self) -> None:
-        self.env: dict[str, str] = {}
         self.pid = 0
         self._process: asyncio.subprocess.Process | None = None
         self._http: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> Emulators:
+    def hello(self, data: dict[str, Any]) -> None:
+        """Keep what the process said in its JSON line (``control`` is kept already)."""
+
+    async def __aenter__(self) -> Self:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.emulators.control",
+            self.module,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdin=asyncio.subprocess.PIPE,
@@ -55,10 +66,10 @@ class Emulators:
         line = await asyncio.wait_for(self._process.stdout.readline(), 60)
         if not line:
             await self._stop()
-            raise RuntimeError("the emulator process ended before it was ready")
+            raise RuntimeError(f"{self.name} ended before it was ready")
         hello = json.loads(line)
-        self.env = dict(hello["env"])
-        self._http = httpx.AsyncClient(base_url=hello["control"], timeout=60)
+        self.hello(hello)
+        self._http = httpx.AsyncClient(base_url=hello["control"], timeout=self.timeout)
         return self
 
     async def __aexit__(
@@ -77,12 +88,26 @@ class Emulators:
         if process is None:
             return
         assert process.stdin is not None
-        process.stdin.close()  # the emulators serve until their stdin closes
+        process.stdin.close()  # it serves until its stdin closes
         try:
             await asyncio.wait_for(process.wait(), 15)
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+class Emulators(ControlledProcess):
+    """``async with Emulators() as emulators``: the emulator process, stopped on exit."""
+
+    module = "tests.emulators.control"
+    name = "the emulator process"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.env: dict[str, str] = {}
+
+    def hello(self, data: dict[str, Any]) -> None:
+        self.env = dict(data["env"])
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         assert self._http is not None

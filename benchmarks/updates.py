@@ -61,13 +61,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
-import httpx
-
 from benchmarks.delivery import effective, proc_cpu
-from benchmarks.harness import PROVIDERS, ROOT, Emulators, goal_line, percentile
+from benchmarks.harness import (
+    PROVIDERS,
+    ROOT,
+    ControlledProcess,
+    Emulators,
+    goal_line,
+    percentile,
+)
 from bot import texts
 from bot.callbacks import Menu, MenuAction
 from bot.config import Settings
@@ -205,58 +209,19 @@ def refusals() -> list[str]:
 # --- processes ----------------------------------------------------------------------------------
 
 
-class FakeTelegram:
+class FakeTelegram(ControlledProcess):
     """``async with FakeTelegram() as feed``: ``python -m benchmarks.feed``, stopped on exit."""
 
+    module = "benchmarks.feed"
+    name = "the fake Telegram"
+    timeout = None  # a run ends by itself
+
     def __init__(self) -> None:
+        super().__init__()
         self.api = ""
-        self.pid = 0
-        self._process: asyncio.subprocess.Process | None = None
-        self._http: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> FakeTelegram:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "benchmarks.feed",
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        self.pid = self._process.pid
-        assert self._process.stdout is not None
-        line = await asyncio.wait_for(self._process.stdout.readline(), 60)
-        if not line:
-            await self._stop()
-            raise RuntimeError("the fake Telegram ended before it was ready")
-        hello = json.loads(line)
-        self.api = hello["api"]
-        self._http = httpx.AsyncClient(base_url=hello["control"], timeout=None)  # noqa: S113 - a run ends by itself
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
-
-    async def _stop(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-        process, self._process = self._process, None
-        if process is None:
-            return
-        assert process.stdin is not None
-        process.stdin.close()  # it serves until its stdin closes
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+    def hello(self, data: dict[str, Any]) -> None:
+        self.api = data["api"]
 
     async def run(self, spec: dict[str, Any]) -> dict[str, Any]:
         assert self._http is not None

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
-from pathlib import Path
 
 from benchmarks.delivery import GOALS, HEADER, QUICK
 from benchmarks.harness import PROVIDERS
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import run_quick_benchmark
 
 
 def test_delivery_benchmark_quick_run_sends_every_code_once_and_prints_the_goals() -> None:
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "benchmarks.delivery", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stderr == ""  # no warnings or unclosed resources, here or in the emulators
-    out = done.stdout
+    out = run_quick_benchmark("benchmarks.delivery")
     lines = out.splitlines()
     table = list(itertools.takewhile(bool, lines[lines.index(HEADER) + 1 :]))
     rows = {line.split()[0]: line.split() for line in table}

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from benchmarks.harness import PROVIDERS
 from benchmarks.updates import GOALS, HEADER, QUICK, SESSION
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import run_quick_benchmark
 
 
 def test_updates_benchmark_quick_run_answers_every_update_and_prints_the_goals() -> None:
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "benchmarks.updates", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stderr == ""  # no warnings or unclosed resources, here or in the processes
-    out = done.stdout
+    out = run_quick_benchmark("benchmarks.updates")
     lines = out.splitlines()
     assert re.search(r"CPU cores available: \d+", out)
     assert "RATE_LIMIT_COUNT=30 per RATE_LIMIT_WINDOW=10 s" in out

@@ -219,18 +219,18 @@ def stock_up(suite: EmulatorSuite) -> None:
     suite.smsonline.set_balance("1000000000")
 
 
-async def serve(latency: float) -> None:
-    suite = EmulatorSuite(WallClock())
-    control = Control(suite)
-    stock_up(suite)
-    suite.set_latency(latency)
-    await suite.start()
-    runner = web.AppRunner(control.app, access_log=None)
+async def serve_control(app: web.Application, hello: dict[str, Any]) -> None:
+    """Serve ``app`` on a free port of 127.0.0.1 until standard input is closed.
+
+    Once it listens, one JSON line goes to standard output: ``hello`` and ``"control"``, the
+    app's URL (what :class:`benchmarks.harness.ControlledProcess` reads).
+    """
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(json.dumps({"env": suite.env(), "control": f"http://127.0.0.1:{port}"}), flush=True)
+    print(json.dumps({**hello, "control": f"http://127.0.0.1:{port}"}), flush=True)
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
@@ -238,6 +238,17 @@ async def serve(latency: float) -> None:
         await stdin.read()  # until the parent closes it (or dies)
     finally:
         await runner.cleanup()
+
+
+async def serve(latency: float) -> None:
+    suite = EmulatorSuite(WallClock())
+    control = Control(suite)
+    stock_up(suite)
+    suite.set_latency(latency)
+    await suite.start()
+    try:
+        await serve_control(control.app, {"env": suite.env()})
+    finally:
         await suite.stop()
 
 
