@@ -60,6 +60,8 @@ async def doctor(settings: Settings, out: TextIO = sys.stdout, *, ledger: bool =
                 else _check_database(settings.database_path)
             ),
         ]
+        if settings.redis_url is not None:
+            checks.append(await _check_redis(settings))
         providers = build_providers(settings, client)
         checks.append(
             Check(
@@ -163,6 +165,21 @@ async def _check_postgres(settings: Settings) -> Check:
         return Check("database", True, f"{db.path} (schema v{await db.schema_version()})")
     finally:
         await db.close()
+
+
+async def _check_redis(settings: Settings) -> Check:
+    """REDIS_URL: one PING (never the URL: it may hold a password)."""
+    assert settings.redis_url is not None
+    from bot.redis_backends import connect  # redis is imported only when it is used
+
+    client = connect(settings.redis_url.get_secret_value())
+    try:
+        await client.ping()
+    except Exception as exc:
+        return Check("redis", False, f"does not answer: {type(exc).__name__}")
+    finally:
+        await client.aclose()
+    return Check("redis", True, f"answers (keys under {settings.redis_prefix}:)")
 
 
 async def _check_database(path: Path) -> Check:

@@ -129,6 +129,9 @@ def setup_logging(redactor: Redactor, *, level: int, json_lines: bool = False) -
     logging.basicConfig(level=level, handlers=[log_handler(redactor, json_lines=json_lines)])
     # httpx logs every request URL at INFO, query string (and so the API key) included.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiogram logs every update handled at INFO: /metrics counts and times them instead
+    # (bot_updates_total, bot_handler_duration_seconds), without a line and its redaction each.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
 
 
 async def user_log_context(handler: Handler, event: Any, data: dict[str, Any]) -> Any:

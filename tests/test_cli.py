@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.providers.registry import PROVIDER_IDS, PROVIDER_TITLES
 from tests.emulators.suite import EmulatorSuite
 from tests.fakes.bot_server import FakeBotServer
+from tests.services import fresh_postgres_schema, require_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 60.0
@@ -41,7 +42,9 @@ JSON_KEYS = {
     "stock",
 }
 ROW_NAMES = ("bot token", "admins", "database", "providers", *PROVIDER_TITLES.values(), "prices")
-DOCTOR_ROW = re.compile(rf"^(OK|WARN|FAIL)\s+({'|'.join(map(re.escape, ROW_NAMES))})\s+(.*)$")
+DOCTOR_ROW = re.compile(
+    rf"^(OK|WARN|FAIL)\s+({'|'.join(map(re.escape, (*ROW_NAMES, 'redis')))})\s+(.*)$"
+)
 # Secret settings are preset blank (= unset), the rest to their defaults, so that neither the
 # caller's environment nor a ``.env`` found by ``load_dotenv`` (it searches from the package's
 # folder, not the working directory) can leak into a run: it never overrides a variable set.
@@ -555,3 +558,23 @@ def test_two_letter_non_code_is_not_a_substring_match() -> None:
     assert resolve_country("usa") == "US"
     with pytest.raises(UsageError, match="unknown country"):
         resolve_country("ZZ")  # not Congo, though "Congo - Brazzaville" contains "zz"
+
+
+async def test_doctor_checks_postgresql_and_redis_without_showing_their_urls(cli: Cli) -> None:
+    redis_url = require_redis()
+    async with fresh_postgres_schema() as database_url:
+        run = await cli(
+            "doctor", BOT_TOKEN=BOT_TOKEN, DATABASE_URL=database_url, REDIS_URL=redis_url
+        )
+        rows = doctor_rows(run)
+        assert rows["database"][0] == "OK" and "(schema v13)" in rows["database"][1]
+        assert rows["redis"] == ("OK", "answers (keys under smsbot:)")
+        assert not cli.db_path.exists()  # PostgreSQL, not the SQLite file
+
+        down = await cli(
+            "doctor", BOT_TOKEN=BOT_TOKEN, DATABASE_URL=database_url,
+            REDIS_URL="redis://:hunter2secret@127.0.0.1:1/0",
+        )  # fmt: skip
+        assert down.code == 1
+        assert doctor_rows(down)["redis"][0] == "FAIL"
+        assert "hunter2secret" not in down.out + down.err

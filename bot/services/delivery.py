@@ -59,6 +59,7 @@ from aiogram.utils.i18n import I18n
 from bot import keyboards, texts, timezones
 from bot.clock import Clock
 from bot.i18n import pick_locale
+from bot.logs import log_context
 from bot.providers.base import (
     BatchPolling,
     Capability,
@@ -251,7 +252,7 @@ class Watcher:
         """One provider's round: its polls, then its rentals (reminders, renewals, ends)."""
         report = report if report is not None else TickReport()
         orders: list[StoredOrder] | None = None
-        with self._isolated(f"polling {pid}"):
+        with log_context(provider=pid), self._isolated(f"polling {pid}"):
             orders = await self._poll_provider(pid, report)
         with self._isolated(f"looking after the rentals at {pid}"):
             await self._look_after_rentals(pid, report, orders)
@@ -290,10 +291,12 @@ class Watcher:
         """One order's step (or one side task) that fails is logged and skipped: the round
         goes on with the others."""
         try:
-            yield
+            with log_context(order_id=order_id):
+                yield
         except Exception:
             where = f" for order {order_id}" if order_id is not None else ""
-            log.exception("%s failed%s; the round goes on", what, where)
+            with log_context(order_id=order_id):
+                log.exception("%s failed%s; the round goes on", what, where)
 
     async def _alert_low_balances(self) -> None:
         if self._admin is None:
