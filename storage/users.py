@@ -84,9 +84,10 @@ class UsersRepo:
     ) -> tuple[list[User], int]:
         """A page of users, newest first, and how many match in all.
 
-        ``query`` matches a part of the name or the @username, or the whole id. SQLite's
-        ``LIKE`` ignores case for ASCII letters only, so a few case forms of the query are
-        tried (Cyrillic "иван" also finds "Иван" and "ИВАН").
+        ``query`` matches a part of the name or the @username, or the whole id, whatever the
+        case. SQLite's ``LIKE`` ignores case for ASCII letters only, so a few case forms of
+        the query are tried (Cyrillic "иван" also finds "Иван" and "ИВАН"); PostgreSQL's
+        ``ILIKE`` ignores case in every alphabet.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
@@ -98,8 +99,10 @@ class UsersRepo:
             forms = sorted(
                 {escaped, escaped.lower(), escaped.upper(), escaped.title(), escaped.capitalize()}
             )
+            like = "ILIKE" if self._db.dialect == "postgresql" else "LIKE"
             likes = " OR ".join(
-                "full_name LIKE ? ESCAPE '\\' OR username LIKE ? ESCAPE '\\'" for _ in forms
+                f"full_name {like} ? ESCAPE '\\' OR username {like} ? ESCAPE '\\'"
+                for _ in forms
             )
             where = f"({likes} OR CAST(id AS TEXT) = ?)"
             params = [p for form in forms for p in (f"%{form}%", f"%{form}%")]

@@ -456,3 +456,16 @@ async def test_order_meta_must_be_strings(store: Storage, clock: FakeClock) -> N
         await tx.execute("UPDATE orders SET meta = ? WHERE id = ?", ('{"n": 1}', order.id))
     with pytest.raises(ValueError, match="meta"):
         await store.orders.get(order.id)
+
+
+async def test_users_search_ignores_case_on_either_database(
+    store: Storage, clock: FakeClock
+) -> None:
+    await store.users.set_profile(USER, "Ronald McDonald", "BigMac")
+    await store.users.set_profile(OTHER, "Иван Петров", None)
+    for query in ("mcdonald", "MCDONALD", "bigmac", "@bIgMaC"):
+        found, total = await store.users.page(query)
+        assert ([u.id for u in found], total) == ([USER], 1), query
+    for query in ("иван", "ИВАН", "иВаН"):
+        found, _ = await store.users.page(query)
+        assert [u.id for u in found] == [OTHER], query
