@@ -101,8 +101,7 @@ class UsersRepo:
             )
             like = "ILIKE" if self._db.dialect == "postgresql" else "LIKE"
             likes = " OR ".join(
-                f"full_name {like} ? ESCAPE '\\' OR username {like} ? ESCAPE '\\'"
-                for _ in forms
+                f"full_name {like} ? ESCAPE '\\' OR username {like} ? ESCAPE '\\'" for _ in forms
             )
             where = f"({likes} OR CAST(id AS TEXT) = ?)"
             params = [p for form in forms for p in (f"%{form}%", f"%{form}%")]
