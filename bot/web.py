@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
@@ -119,8 +120,22 @@ class Readiness:
 
 
 class TelegramWebhook(SimpleRequestHandler):
-    """aiogram's handler, except at shutdown: it waits (bounded) for the updates under way
-    instead of closing the bot's session (:meth:`App.close` does that, after the watcher)."""
+    """aiogram's handler, except: a body that is not a Telegram update (bad JSON, another
+    shape) is a 400 before anything runs, not a traceback in a background task; and at
+    shutdown it waits (bounded) for the updates under way instead of closing the bot's
+    session (:meth:`App.close` does that, after the watcher)."""
+
+    async def _handle_request_background(self, bot: Bot, request: web.Request) -> web.Response:
+        try:
+            data = await request.json(loads=bot.session.json_loads)
+            Update.model_validate(data, context={"bot": bot})
+        except ValueError as exc:  # JSON or pydantic's ValidationError
+            log.warning("refused a webhook body that is not an update: %s", type(exc).__name__)
+            return web.Response(status=400, text="bad request")
+        task = asyncio.create_task(self._background_feed_update(bot=bot, update=data))
+        self._background_feed_update_tasks.add(task)
+        task.add_done_callback(self._background_feed_update_tasks.discard)
+        return web.json_response({}, dumps=bot.session.json_dumps)
 
     async def close(self) -> None:
         under_way = set(self._background_feed_update_tasks)

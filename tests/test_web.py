@@ -132,6 +132,21 @@ async def test_a_forged_or_missing_secret_is_refused_and_nothing_is_handled(
     assert served.stack.api.log[before:] == [] and served.sent_to(666) == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b'{"update_id": "x"}', b'{"update_id": 1, "message": 7}'],
+)
+async def test_a_body_with_the_secret_that_is_not_an_update_is_a_400(
+    served: Served, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {SECRET_HEADER: served.secret, "Content-Type": "application/json"}
+    response = await served.http.post(served.base + "/tg", content=body, headers=headers)
+    assert response.status_code == 400
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback anywhere
+    assert await served.post_update(start_update(777), served.secret) == 200  # still serving
+    await until(lambda: served.sent_to(777) != [])
+
+
 def test_the_secret_token_is_derived_from_the_bot_token_unless_set() -> None:
     derived = Settings(_env_file=None, bot_token=TOKEN).telegram_secret_token()
     again = Settings(_env_file=None, bot_token=TOKEN).telegram_secret_token()
