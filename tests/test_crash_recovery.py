@@ -36,6 +36,7 @@ from storage.orders import OrdersRepo
 from tests.emulators.base import EmulatorServer
 from tests.emulators.suite import EmulatorSuite
 from tests.fakes.telegram import TOKEN, FakeBotApi
+from tests.services import fresh_postgres_schema
 from tests.stack import stack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,11 +75,14 @@ SPECS = {
 POINTS = ("after_hold", "in_flight", "after_answer", "after_commit")
 
 
-def settings_values(suite: EmulatorSuite, db: Path) -> dict[str, Any]:
+def settings_values(
+    suite: EmulatorSuite, db: Path, database_url: str | None = None
+) -> dict[str, Any]:
     values: dict[str, Any] = {k.lower(): v for k, v in suite.env(("getsms", "smsbus")).items()}
     values.update(
         bot_token=TOKEN,
         database_path=str(db),
+        database_url=database_url,
         provider_timeout=2.0,
         admin_ids=[1],
         access_mode="public",
@@ -124,12 +128,19 @@ async def run_worker(job_file: Path) -> asyncio.subprocess.Process:
     )
 
 
-async def scenario(workdir: Path, purchases: list[Spec], crash_on: int, point: str) -> None:
+async def scenario(
+    workdir: Path,
+    purchases: list[Spec],
+    crash_on: int,
+    point: str,
+    database_url: str | None = None,
+) -> None:
+    """``database_url``: on PostgreSQL (else the SQLite file in ``workdir``)."""
     suite = EmulatorSuite()
     await suite.start()
     try:
         db = workdir / "bot.sqlite3"
-        values = settings_values(suite, db)
+        values = settings_values(suite, db, database_url)
         initial = {"getsms": suite.getsms.balance_of(), "smsbus": suite.smsbus.balance}
         job: dict[str, Any] = {
             "settings": values,
@@ -167,17 +178,20 @@ async def scenario(workdir: Path, purchases: list[Spec], crash_on: int, point: s
         else:
             assert process.returncode == 0, (out, err)
 
-        await check_recovery(suite, db, initial)
+        await check_recovery(suite, db, initial, database_url)
     finally:
         await suite.stop()
 
 
-async def check_recovery(suite: EmulatorSuite, db: Path, initial: dict[str, Decimal]) -> None:
+async def check_recovery(
+    suite: EmulatorSuite, db: Path, initial: dict[str, Decimal], database_url: str | None
+) -> None:
     """The bot starts again: reconciler and watcher finish everything; then the invariants."""
     settings = stack_settings(
         suite,
         db,
         ("getsms", "smsbus"),
+        database_url=database_url,
         admin_ids=frozenset({1}),
         access_mode="public",
         price_markup_percent=0,
@@ -215,6 +229,16 @@ async def test_a_purchase_killed_at_any_point_is_finished_after_restart(
     tmp_path: Path, spec: Spec, point: str
 ) -> None:
     await scenario(tmp_path, [spec], 0, point)
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("spec", list(SPECS.values()), ids=lambda s: s.name)
+async def test_a_purchase_killed_at_any_point_is_finished_on_postgresql(
+    tmp_path: Path, spec: Spec, point: str
+) -> None:
+    """The same SIGKILLs with the books in PostgreSQL (the replicas' database)."""
+    async with fresh_postgres_schema() as database_url:
+        await scenario(tmp_path, [spec], 0, point, database_url)
 
 
 @settings(
